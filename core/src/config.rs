@@ -1,0 +1,172 @@
+//! Engine configuration: who we are, the numbers of BEHAVIOR.md, caps and curation.
+
+use nostr::prelude::PublicKey;
+use std::collections::BTreeSet;
+use std::time::Duration;
+use url::Url;
+
+/// Everything the engine needs to know about its deployment. Defaults are the numbers of
+/// the GRASP purgatory-sync design (BEHAVIOR.md §2 and §5).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The public base URL of this server, e.g. `https://git.example.com`. Announcements
+    /// must list `<base>/<npub>/<d>.git` as a clone URL and the matching `ws(s)://` URL
+    /// as a relay; clone URLs on this authority are never fetched from.
+    pub public_url: Url,
+    /// How long a purgatory entry waits for its git data (30 min).
+    pub purgatory_expiry: Duration,
+    /// How long a soft-expired announcement is kept after its repo is deleted (24 h).
+    pub announcement_soft_expiry: Duration,
+    /// How long an expired event is remembered, so relay sync does not requeue it.
+    pub expired_memory: Duration,
+    /// Delay before the first hunt for an event from a client (3 min: a push usually follows).
+    pub client_delay: Duration,
+    /// Delay before the first hunt for an event from relay sync (500 ms, to batch bursts).
+    pub sync_delay: Duration,
+    /// The longest a burst of relay-synced events may keep pushing the first hunt back.
+    pub sync_debounce_max: Duration,
+    /// Backoff after attempts that left events waiting: 20 s, 40 s, 80 s, then the last forever.
+    pub backoff: Vec<Duration>,
+    /// Requests in flight per domain (5).
+    pub domain_concurrency: u32,
+    /// Requests per sliding window per domain (30).
+    pub domain_rate: u32,
+    /// The sliding window for `domain_rate` (60 s).
+    pub domain_window: Duration,
+    /// Events more than this far in the future (by `created_at`) are refused.
+    pub max_future_skew: Duration,
+    /// Caps that keep purgatory bounded.
+    pub limits: Limits,
+    /// Operator curation: who and what this server hosts.
+    pub curation: Curation,
+}
+
+/// Caps on purgatory and hosting, each with a clear refusal when exceeded.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Purgatory entries (events and placeholders) in total.
+    pub purgatory_total: usize,
+    /// Purgatory entries per author.
+    pub purgatory_per_author: usize,
+    /// Purgatory entries per repository identifier.
+    pub purgatory_per_identifier: usize,
+    /// Repositories (hosted announcements) per owner.
+    pub repos_per_author: usize,
+    /// Clone URLs considered per identifier and attempt.
+    pub urls_per_identifier: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            purgatory_total: 250_000,
+            purgatory_per_author: 1_000,
+            purgatory_per_identifier: 2_000,
+            repos_per_author: 1_000,
+            urls_per_identifier: 32,
+        }
+    }
+}
+
+/// Allow and deny lists. An empty allow list allows everyone.
+#[derive(Clone, Debug, Default)]
+pub struct Curation {
+    /// If non-empty, only these pubkeys may announce repositories or publish events.
+    pub allow_pubkeys: BTreeSet<PublicKey>,
+    /// These pubkeys are refused.
+    pub deny_pubkeys: BTreeSet<PublicKey>,
+    /// If non-empty, only these repository identifiers are hosted.
+    pub allow_identifiers: BTreeSet<String>,
+    /// These repository identifiers are refused.
+    pub deny_identifiers: BTreeSet<String>,
+}
+
+impl Curation {
+    /// Whether any list is set, i.e. the server curates beyond spam prevention.
+    pub fn is_curated(&self) -> bool {
+        !(self.allow_pubkeys.is_empty()
+            && self.deny_pubkeys.is_empty()
+            && self.allow_identifiers.is_empty()
+            && self.deny_identifiers.is_empty())
+    }
+}
+
+impl Config {
+    /// The defaults for a server reachable at `public_url`.
+    pub fn new(public_url: Url) -> Self {
+        Config {
+            public_url,
+            purgatory_expiry: Duration::from_secs(30 * 60),
+            announcement_soft_expiry: Duration::from_secs(24 * 3600),
+            expired_memory: Duration::from_secs(24 * 3600),
+            client_delay: Duration::from_secs(180),
+            sync_delay: Duration::from_millis(500),
+            sync_debounce_max: Duration::from_secs(5),
+            backoff: vec![
+                Duration::from_secs(20),
+                Duration::from_secs(40),
+                Duration::from_secs(80),
+                Duration::from_secs(120),
+            ],
+            domain_concurrency: 5,
+            domain_rate: 30,
+            domain_window: Duration::from_secs(60),
+            max_future_skew: Duration::from_secs(15 * 60),
+            limits: Limits::default(),
+            curation: Curation::default(),
+        }
+    }
+
+    /// `host[:port]` of the public URL: the authority clone and relay URLs must name.
+    pub fn authority(&self) -> String {
+        authority_of(&self.public_url).unwrap_or_default()
+    }
+
+    /// The delay before attempt number `n + 1`, given `n` attempts already made (n ≥ 1).
+    pub fn backoff_after(&self, attempts: u32) -> Duration {
+        let i = (attempts.max(1) as usize - 1).min(self.backoff.len().saturating_sub(1));
+        self.backoff
+            .get(i)
+            .copied()
+            .unwrap_or(Duration::from_secs(120))
+    }
+}
+
+/// `host[:port]` of a URL, lowercase, with the port only when it is not the scheme's
+/// default; `None` without a host. This is the "domain" the throttle groups requests by.
+pub fn authority_of(url: &Url) -> Option<String> {
+    let host = url.host_str()?.to_ascii_lowercase();
+    Some(match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_schedule_caps() {
+        let c = Config::new(Url::parse("http://127.0.0.1:7334").unwrap());
+        let secs: Vec<u64> = (1..=6).map(|n| c.backoff_after(n).as_secs()).collect();
+        assert_eq!(secs, [20, 40, 80, 120, 120, 120]);
+    }
+
+    #[test]
+    fn authority_keeps_explicit_port_only() {
+        let a = |s: &str| authority_of(&Url::parse(s).unwrap());
+        assert_eq!(
+            a("https://Git.Example.com/x").as_deref(),
+            Some("git.example.com")
+        );
+        assert_eq!(
+            a("https://git.example.com:443/x").as_deref(),
+            Some("git.example.com")
+        );
+        assert_eq!(
+            a("http://127.0.0.1:7334/").as_deref(),
+            Some("127.0.0.1:7334")
+        );
+    }
+}

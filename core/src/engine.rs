@@ -1,0 +1,212 @@
+//! The engine: owns every part, dispatches inputs, queues effects, exposes the earliest
+//! deadline.
+
+use crate::config::Config;
+use crate::effect::{CheckId, Effect, ReplyToken, RequestId, ServePath};
+use crate::event::{Origin, VerifiedEvent};
+use crate::input::{Input, PushRequest, PushVerdict};
+use crate::metrics::Counters;
+use crate::oid::Oid;
+use crate::purgatory::Purgatory;
+use crate::related::Related;
+use crate::repo::RepoId;
+use crate::repo_index::RepoIndex;
+use crate::sync::SyncQueue;
+use crate::throttle::Throttle;
+use crate::time::Time;
+use crate::timers::Timers;
+use nostr::prelude::EventId;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// The OK message of an event that waits in purgatory.
+pub const PURGATORY_MESSAGE: &str = "purgatory: won't be served until git data arrives";
+
+/// What a deadline is for.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum TimerKey {
+    /// A purgatory entry expires (or an announcement soft-expires / is forgotten).
+    Entry(EventId),
+    /// A git-first placeholder lapses.
+    Placeholder(RepoId, EventId),
+    /// The memory of an expired event lapses.
+    Expired(EventId),
+    /// An identifier's next sync attempt.
+    Sync(String),
+}
+
+/// A pending object check and what asked for it.
+#[derive(Clone, Debug)]
+pub(crate) struct PendingCheck {
+    pub(crate) d: String,
+    /// The event whose verdict waits for this check.
+    pub(crate) event: Option<EventId>,
+}
+
+/// The GRASP engine: a deterministic state machine with no I/O.
+///
+/// Methods come in three groups:
+/// - **inputs**: [`Engine::handle_input`], [`Engine::handle_push_request`] and
+///   [`Engine::handle_timeout`], each given the current [`Time`]. Time must not go
+///   backwards; an earlier `now` is treated as the latest seen.
+/// - **outputs**: [`Engine::poll_effect`] drains effects in the order they must run;
+///   [`Engine::poll_timeout`] is the earliest deadline of every part.
+/// - **getters** for metrics and the operator view ([`Engine::metrics`],
+///   [`Engine::purgatory_view`], [`Engine::sync_view`]).
+pub struct Engine {
+    pub(crate) config: Config,
+    pub(crate) authority: String,
+    pub(crate) now: Time,
+    pub(crate) effects: VecDeque<Effect>,
+    pub(crate) repos: RepoIndex,
+    pub(crate) related: Related,
+    pub(crate) purgatory: Purgatory,
+    pub(crate) timers: Timers<TimerKey>,
+    pub(crate) sync: SyncQueue,
+    pub(crate) throttle: Throttle,
+    pub(crate) checks: BTreeMap<CheckId, PendingCheck>,
+    /// Needed objects known present locally, per identifier, with a repository holding each.
+    pub(crate) present: BTreeMap<String, BTreeMap<Oid, RepoId>>,
+    /// Tips of stored pull requests and updates, for `refs/nostr/<id>` pushes.
+    pub(crate) pr_tips: HashMap<EventId, Oid>,
+    pub(crate) counters: Counters,
+    next_id: u64,
+}
+
+impl Engine {
+    /// A fresh engine. Feed it the stored events and journal records
+    /// ([`Input::Stored`], [`Input::Restore`]) and then [`Input::Hydrated`] before live input.
+    pub fn new(config: Config) -> Self {
+        let throttle = Throttle::new(
+            config.domain_concurrency,
+            config.domain_rate,
+            config.domain_window,
+        );
+        Engine {
+            authority: config.authority(),
+            config,
+            now: Time::ZERO,
+            effects: VecDeque::new(),
+            repos: RepoIndex::default(),
+            related: Related::default(),
+            purgatory: Purgatory::default(),
+            timers: Timers::default(),
+            sync: SyncQueue::default(),
+            throttle,
+            checks: BTreeMap::new(),
+            present: BTreeMap::new(),
+            pr_tips: HashMap::new(),
+            counters: Counters::default(),
+            next_id: 1,
+        }
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Handles one input. Results come out of [`Engine::poll_effect`].
+    pub fn handle_input(&mut self, now: Time, input: Input) {
+        self.advance_clock(now);
+        match input {
+            Input::Event {
+                token,
+                event,
+                origin,
+                received_at,
+            } => self.on_event(token, event, origin, received_at),
+            Input::PushApplied {
+                repo,
+                updates,
+                refs,
+            } => self.on_push_applied(repo, updates, refs),
+            Input::ObjectsChecked { check, found } => self.on_objects_checked(check, found),
+            Input::RefsListed { request, refs } => self.on_refs_listed(request, refs),
+            Input::Fetched {
+                request,
+                present,
+                bytes,
+            } => self.on_fetched(request, present, bytes),
+            Input::RequestFailed { request, failure } => self.on_request_failed(request, failure),
+            Input::Stored(event) => self.on_stored(event),
+            Input::Restore(record) => self.on_restore(record),
+            Input::Hydrated => self.on_hydrated(),
+        }
+    }
+
+    /// Decides a push before git writes anything: per ref, accepted or refused with a
+    /// reason for the git client.
+    pub fn handle_push_request(&mut self, now: Time, request: &PushRequest) -> PushVerdict {
+        self.advance_clock(now);
+        self.decide_push(request)
+    }
+
+    /// Handles every deadline due at `now`. Calling it early or twice is harmless.
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.advance_clock(now);
+        self.on_timeout();
+    }
+
+    /// The next effect to execute, in order.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// The earliest deadline of every part: purgatory expiry, sync attempts, throttle
+    /// windows. `None` when nothing is scheduled.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        [self.timers.next(), self.throttle.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn advance_clock(&mut self, now: Time) {
+        self.now = self.now.max(now);
+    }
+
+    pub(crate) fn emit(&mut self, effect: Effect) {
+        self.effects.push_back(effect);
+    }
+
+    pub(crate) fn reply(
+        &mut self,
+        token: ReplyToken,
+        event_id: EventId,
+        accepted: bool,
+        message: impl Into<String>,
+    ) {
+        self.emit(Effect::Reply {
+            token,
+            event_id,
+            accepted,
+            message: message.into(),
+        });
+    }
+
+    pub(crate) fn store(&mut self, event: nostr::prelude::Event, path: ServePath) {
+        self.counters.served(path);
+        self.emit(Effect::StoreEvent { event, path });
+    }
+
+    pub(crate) fn next_check(&mut self) -> CheckId {
+        self.next_id += 1;
+        CheckId(self.next_id)
+    }
+
+    pub(crate) fn next_request(&mut self) -> RequestId {
+        self.next_id += 1;
+        RequestId(self.next_id)
+    }
+
+    pub(crate) fn on_event(
+        &mut self,
+        token: ReplyToken,
+        event: VerifiedEvent,
+        origin: Origin,
+        received_at: nostr::prelude::Timestamp,
+    ) {
+        self.counters.events_in += 1;
+        self.decide_event(token, event.into_event(), origin, received_at);
+    }
+}

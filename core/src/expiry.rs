@@ -1,0 +1,282 @@
+//! Deadlines firing, and startup hydration (which is mostly deadlines being honoured).
+
+use crate::effect::{CheckId, Effect, ServePath};
+use crate::engine::{Engine, TimerKey};
+use crate::event::{self, Announcement, Origin, PullRequest, StateRefs, VerifiedEvent};
+use crate::journal::{JournalKey, JournalRecord};
+use crate::oid::Oid;
+use crate::purgatory::{Entry, Placeholder, Waiting};
+use crate::repo::RepoId;
+use crate::repo_index::{AnnInfo, AnnStatus, StateInfo};
+
+impl Engine {
+    pub(crate) fn on_timeout(&mut self) {
+        let now = self.now;
+        while let Some(key) = self.timers.pop_due(now) {
+            match key {
+                TimerKey::Entry(id) => self.expire_entry(&id),
+                TimerKey::Placeholder(repo, id) => self.expire_placeholder(&repo, &id),
+                TimerKey::Expired(id) => {
+                    self.purgatory.expired.remove(&id);
+                    self.emit(Effect::Forget {
+                        key: JournalKey::Expired(id),
+                    });
+                }
+                TimerKey::Sync(d) => self.start_attempt(&d),
+            }
+        }
+        for domain in self.throttle.queued_domains() {
+            self.pump(&domain);
+        }
+        self.throttle.gc(now);
+    }
+
+    fn expire_entry(&mut self, id: &nostr::prelude::EventId) {
+        let Some(entry) = self.purgatory.get(id) else {
+            return;
+        };
+        let d = entry.d.clone();
+        let owner = entry.event.pubkey;
+        if matches!(entry.what, Waiting::Announcement) && entry.forget_at.is_none() {
+            // Soft expiry: the repository goes, the event stays for a late state.
+            let forget_at = entry.deadline.plus(self.config.announcement_soft_expiry);
+            if let Some(e) = self.purgatory.get_mut(id) {
+                e.forget_at = Some(forget_at);
+            }
+            if let Some(a) = self.repos.announcement_mut(&owner, &d) {
+                a.status = AnnStatus::SoftExpired;
+            }
+            self.emit(Effect::DeleteRepo {
+                repo: RepoId::new(owner, &d),
+            });
+            self.timers.set(TimerKey::Entry(*id), forget_at);
+            self.persist_entry(id);
+            self.counters.soft_expired += 1;
+            self.settle_sync(&d);
+            return;
+        }
+        let Some(entry) = self.purgatory.remove(id) else {
+            return;
+        };
+        if matches!(entry.what, Waiting::Announcement) {
+            self.repos.remove_announcement(&owner, &d);
+            if let Some(c) = event::own_coordinate(&entry.event) {
+                self.related.drop_coordinate(&c);
+            }
+        }
+        self.related.unaccept(&entry.event);
+        if entry.persisted {
+            self.emit(Effect::Forget {
+                key: JournalKey::Waiting(*id),
+            });
+        }
+        if let Some(token) = entry.reply {
+            self.reply(token, *id, true, crate::engine::PURGATORY_MESSAGE);
+        }
+        let until = self.now.plus(self.config.expired_memory);
+        self.purgatory.expired.insert(*id, until);
+        self.timers.set(TimerKey::Expired(*id), until);
+        self.emit(Effect::Persist {
+            record: JournalRecord::Expired {
+                event_id: *id,
+                until,
+            },
+        });
+        self.counters.expired += 1;
+        self.settle_sync(&d);
+    }
+
+    fn expire_placeholder(&mut self, repo: &RepoId, id: &nostr::prelude::EventId) {
+        if self
+            .purgatory
+            .placeholders
+            .remove(&(repo.clone(), *id))
+            .is_some()
+        {
+            self.emit(Effect::SetRef {
+                repo: repo.clone(),
+                name: format!("refs/nostr/{}", id.to_hex()),
+                target: None,
+            });
+            self.emit(Effect::Forget {
+                key: JournalKey::Placeholder(repo.clone(), *id),
+            });
+            self.counters.expired += 1;
+        }
+    }
+
+    /// Startup: rebuild the indexes from a stored event. No effects.
+    pub(crate) fn on_stored(&mut self, event: VerifiedEvent) {
+        let e = event.into_event();
+        if e.kind == event::ANNOUNCEMENT {
+            if let Some(a) = Announcement::parse(&e) {
+                let newer = self
+                    .repos
+                    .announcement(&e.pubkey, &a.d)
+                    .is_none_or(|x| (x.created_at, x.id) < (e.created_at, e.id));
+                if newer {
+                    let hosted =
+                        self.lists_our_clone_url(&a, &e.pubkey) && self.lists_our_relay(&a);
+                    let info = AnnInfo {
+                        id: e.id,
+                        created_at: e.created_at,
+                        maintainers: a.maintainers.clone(),
+                        clone: a.clone.clone(),
+                        hosted,
+                        status: AnnStatus::Served,
+                    };
+                    self.repos.put_announcement(e.pubkey, &a.d, info);
+                }
+            }
+        } else if e.kind == event::STATE {
+            if let Some(d) = event::identifier(&e) {
+                let info = StateInfo {
+                    id: e.id,
+                    author: e.pubkey,
+                    created_at: e.created_at,
+                    refs: StateRefs::parse(&e),
+                };
+                if self
+                    .repos
+                    .state(&e.pubkey, d)
+                    .is_none_or(|s| s.order_key() < info.order_key())
+                {
+                    self.repos.put_state(e.pubkey, d, info);
+                }
+            }
+        } else if e.kind == event::PULL_REQUEST || e.kind == event::PULL_REQUEST_UPDATE {
+            if let Some(Ok(tip)) = PullRequest::parse(&e).map(|p| p.tip) {
+                self.pr_tips.insert(e.id, tip);
+            }
+        } else if e.kind == event::DELETION {
+            let ids: Vec<nostr::prelude::EventId> = event::tag_values(&e, "e")
+                .filter_map(|v| nostr::prelude::EventId::from_hex(v).ok())
+                .collect();
+            let coords: Vec<_> = event::tag_values(&e, "a")
+                .filter_map(|v| nostr::prelude::Coordinate::parse(v).ok())
+                .filter(|c| c.public_key == e.pubkey)
+                .map(|c| (c, e.created_at))
+                .collect();
+            self.related.delete(&ids, &coords);
+        }
+        self.related.accept(&e);
+    }
+
+    /// Startup: a journal record back into purgatory with its original deadlines.
+    pub(crate) fn on_restore(&mut self, record: JournalRecord) {
+        match record {
+            JournalRecord::Waiting {
+                event,
+                origin,
+                arrived,
+                deadline,
+                forget_at,
+            } => {
+                let id = event.id;
+                if self.related.is_accepted(&id) || self.related.is_deleted(&event) {
+                    // Released (or deleted) just before a crash: the store already has it.
+                    self.emit(Effect::Forget {
+                        key: JournalKey::Waiting(id),
+                    });
+                    return;
+                }
+                let Some(d) = event::identifier(&event).map(str::to_owned).or_else(|| {
+                    PullRequest::parse(&event)
+                        .and_then(|p| p.repos.first().map(|c| c.identifier.clone()))
+                }) else {
+                    return;
+                };
+                let what = if event.kind == event::ANNOUNCEMENT {
+                    let Some(a) = Announcement::parse(&event) else {
+                        return;
+                    };
+                    let status = if forget_at.is_some() {
+                        AnnStatus::SoftExpired
+                    } else {
+                        AnnStatus::Purgatory
+                    };
+                    let info = AnnInfo {
+                        id,
+                        created_at: event.created_at,
+                        maintainers: a.maintainers,
+                        clone: a.clone,
+                        hosted: true,
+                        status,
+                    };
+                    self.repos.put_announcement(event.pubkey, &d, info);
+                    Waiting::Announcement
+                } else if event.kind == event::STATE {
+                    Waiting::State(StateRefs::parse(&event))
+                } else {
+                    let Some(pr) = PullRequest::parse(&event) else {
+                        return;
+                    };
+                    Waiting::Pr {
+                        tip: pr.tip,
+                        repos: pr.repos,
+                        clone: pr.clone,
+                    }
+                };
+                self.related.accept(&event);
+                let entry = Entry {
+                    event,
+                    d,
+                    what,
+                    origin,
+                    arrived,
+                    deadline,
+                    forget_at,
+                    persisted: true,
+                    reply: None,
+                };
+                self.purgatory.insert(entry);
+                self.timers
+                    .set(TimerKey::Entry(id), forget_at.unwrap_or(deadline));
+            }
+            JournalRecord::Placeholder {
+                repo,
+                event_id,
+                oid,
+                deadline,
+            } => {
+                self.timers
+                    .set(TimerKey::Placeholder(repo.clone(), event_id), deadline);
+                self.purgatory
+                    .placeholders
+                    .insert((repo, event_id), Placeholder { oid });
+            }
+            JournalRecord::Expired { event_id, until } => {
+                self.purgatory.expired.insert(event_id, until);
+                self.timers.set(TimerKey::Expired(event_id), until);
+            }
+        }
+    }
+
+    /// Startup done: expire what expired while down (downtime counts), then look for data
+    /// that landed just before a crash and resume syncing.
+    pub(crate) fn on_hydrated(&mut self) {
+        self.on_timeout();
+        let ds: Vec<String> = self.purgatory.identifiers().cloned().collect();
+        for d in ds {
+            let needs: Vec<Oid> = self.needs(&d).into_iter().collect();
+            if !needs.is_empty() {
+                self.check_objects(&d, needs, None);
+                self.schedule_sync(&d, Origin::Sync);
+            }
+        }
+    }
+
+    pub(crate) fn on_objects_checked(&mut self, check: CheckId, found: Vec<(Oid, RepoId)>) {
+        let Some(pending) = self.checks.remove(&check) else {
+            return;
+        };
+        let d = pending.d;
+        for (oid, repo) in found {
+            self.note_present(&d, [oid], &repo);
+        }
+        self.release_ready(&d, ServePath::Arrival);
+        if let Some(id) = pending.event {
+            self.finalize_waiting(&id);
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Inputs: everything that happens to the engine, including the results of its effects.
+
+use crate::effect::{CheckId, ReplyToken, RequestId};
+use crate::event::{Origin, VerifiedEvent};
+use crate::journal::JournalRecord;
+use crate::oid::Oid;
+use crate::repo::RepoId;
+use nostr::prelude::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// One input to [`crate::Engine::handle_input`].
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// An event from a client or from relay sync. The verdict comes back as an
+    /// [`crate::Effect::Reply`] with `token`, in this step or after a check of the
+    /// repository's objects.
+    Event {
+        /// Echoed in the reply.
+        token: ReplyToken,
+        /// The verified event.
+        event: VerifiedEvent,
+        /// Client or relay sync.
+        origin: Origin,
+        /// Wall-clock now, for the `created_at` sanity check.
+        received_at: Timestamp,
+    },
+    /// A push that [`crate::Engine::handle_push_request`] accepted has been written by git.
+    PushApplied {
+        /// The repository pushed to.
+        repo: RepoId,
+        /// The ref updates git applied.
+        updates: Vec<RefUpdate>,
+        /// Every ref of the repository after the push.
+        refs: Vec<(String, Oid)>,
+    },
+    /// The answer to [`crate::Effect::CheckObjects`]: which objects exist where.
+    ObjectsChecked {
+        /// The check.
+        check: CheckId,
+        /// Each object found, with a repository that holds it.
+        found: Vec<(Oid, RepoId)>,
+    },
+    /// The answer to [`crate::Effect::ListRefs`].
+    RefsListed {
+        /// The request.
+        request: RequestId,
+        /// The advertised refs and their object ids.
+        refs: Vec<(String, Oid)>,
+    },
+    /// The answer to a successful [`crate::Effect::Fetch`].
+    Fetched {
+        /// The request.
+        request: RequestId,
+        /// Which of the requested objects now exist in the target repository.
+        present: Vec<Oid>,
+        /// Bytes received, for metrics.
+        bytes: u64,
+    },
+    /// A remote request failed; the engine stays consistent and retries by backoff.
+    RequestFailed {
+        /// The request.
+        request: RequestId,
+        /// Why.
+        failure: Failure,
+    },
+    /// Startup: an event from the event store (only its indexes are rebuilt).
+    Stored(VerifiedEvent),
+    /// Startup: a record from the purgatory journal.
+    Restore(JournalRecord),
+    /// Startup: every stored event and journal record has been given; expire what expired
+    /// while down and resume syncing.
+    Hydrated,
+}
+
+/// One ref update of a push: git's `<old> <new> <name>` command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefUpdate {
+    /// Full ref name as sent by the client.
+    pub name: String,
+    /// The old value (`None` when creating).
+    pub old: Option<Oid>,
+    /// The new value (`None` when deleting).
+    pub new: Option<Oid>,
+}
+
+/// Why a remote request failed, by who is at fault.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FailureKind {
+    /// No answer within the time limit.
+    Timeout,
+    /// Connection refused, reset or unresolvable.
+    Unreachable,
+    /// The server does not have (or will not serve) the objects asked for.
+    NotOurRef,
+    /// The server sent something that is not a valid pack or advertisement, or too much.
+    BadResponse,
+    /// The server asked us to slow down (HTTP 429/503).
+    RateLimited,
+    /// Our own guard refused the URL (scheme, credentials, private address).
+    Refused,
+    /// Anything else (HTTP error status, git error).
+    Other,
+}
+
+/// A failed request: the kind decides metrics; the detail is shown to operators.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The kind of failure.
+    pub kind: FailureKind,
+    /// Human-readable detail.
+    pub detail: String,
+}
+
+/// A push as received, before git runs: what [`crate::Engine::handle_push_request`] decides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushRequest {
+    /// The repository pushed to.
+    pub repo: RepoId,
+    /// The repository's refs now (at least every `refs/heads/*` and `refs/tags/*`).
+    pub current: Vec<(String, Oid)>,
+    /// The ref updates the client asks for.
+    pub updates: Vec<RefUpdate>,
+}
+
+/// The decision on a push: per ref, accepted or refused with a reason the git client shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushVerdict {
+    /// One entry per update, in request order.
+    pub refs: Vec<(String, Result<(), String>)>,
+}
+
+impl PushVerdict {
+    /// Whether every ref was accepted (git runs only then).
+    pub fn is_accepted(&self) -> bool {
+        self.refs.iter().all(|(_, r)| r.is_ok())
+    }
+}

@@ -1,0 +1,84 @@
+//! The purgatory journal: what a restart needs to rebuild purgatory with its deadlines.
+
+use crate::event::Origin;
+use crate::oid::Oid;
+use crate::repo::{RepoId, npub};
+use crate::time::Time;
+use nostr::prelude::{Event, EventId};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One journal record. Deadlines are absolute [`Time`]s, so time spent down counts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum JournalRecord {
+    /// An event waiting in purgatory (announcement, state or pull request).
+    Waiting {
+        /// The event (purgatory events live nowhere else).
+        event: Event,
+        /// Where it came from.
+        origin: Origin,
+        /// When it arrived.
+        arrived: Time,
+        /// When it expires (or, for an announcement, soft-expires).
+        deadline: Time,
+        /// For a soft-expired announcement: when it is forgotten.
+        forget_at: Option<Time>,
+    },
+    /// A commit pushed to `refs/nostr/<event_id>` before its pull request arrived.
+    Placeholder {
+        /// The repository it was pushed to.
+        repo: RepoId,
+        /// The event id named by the ref.
+        event_id: EventId,
+        /// The pushed commit.
+        oid: Oid,
+        /// When the placeholder and its ref are removed.
+        deadline: Time,
+    },
+    /// An event that expired without its data, remembered so sync does not requeue it.
+    Expired {
+        /// The event id.
+        event_id: EventId,
+        /// When the memory lapses.
+        until: Time,
+    },
+}
+
+/// The key a journal record is stored and forgotten under.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum JournalKey {
+    /// A waiting event.
+    Waiting(EventId),
+    /// A placeholder.
+    Placeholder(RepoId, EventId),
+    /// An expiry memory.
+    Expired(EventId),
+}
+
+impl JournalRecord {
+    /// The key this record is stored under.
+    pub fn key(&self) -> JournalKey {
+        match self {
+            JournalRecord::Waiting { event, .. } => JournalKey::Waiting(event.id),
+            JournalRecord::Placeholder { repo, event_id, .. } => {
+                JournalKey::Placeholder(repo.clone(), *event_id)
+            }
+            JournalRecord::Expired { event_id, .. } => JournalKey::Expired(*event_id),
+        }
+    }
+}
+
+/// Keys render as stable strings (`w:<id>`, `p:<npub>/<d>.git:<id>`, `x:<id>`), usable as
+/// database keys or file names by the driver.
+impl fmt::Display for JournalKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JournalKey::Waiting(id) => write!(f, "w:{}", id.to_hex()),
+            JournalKey::Placeholder(repo, id) => {
+                write!(f, "p:{}/{}.git:{}", npub(&repo.owner), repo.d, id.to_hex())
+            }
+            JournalKey::Expired(id) => write!(f, "x:{}", id.to_hex()),
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! # grasp-core — the pure GRASP engine
+//!
+//! Every decision a GRASP server makes — which events to accept, which wait in
+//! purgatory, who may push what, when and from whom to fetch missing git data under
+//! which limits, and what to release — as a deterministic state machine with no I/O.
+//! A runtime (the `graspd` daemon, or the simulator) executes the [`Effect`]s it emits
+//! and feeds every result back as an [`Input`].
+//!
+//! ## The run loop
+//!
+//! 1. Hydrate: give every stored event ([`Input::Stored`]) and journal record
+//!    ([`Input::Restore`]), then [`Input::Hydrated`].
+//! 2. For each thing that happens — an event, a push, a check or fetch result — call
+//!    [`Engine::handle_input`] with the current [`Time`]. Before git writes a push, ask
+//!    [`Engine::handle_push_request`].
+//! 3. Drain [`Engine::poll_effect`] and execute the effects **in order** (a `Persist` is
+//!    durable before the `Reply` that follows it). Results come back as inputs.
+//! 4. Arm one timer at [`Engine::poll_timeout`]; when it fires, call
+//!    [`Engine::handle_timeout`]. Early or repeated calls are harmless.
+//!
+//! ```no_run
+//! use grasp_core::{Config, Effect, Engine, Input, Origin, ReplyToken, Time, VerifiedEvent};
+//! # fn now() -> Time { Time::from_millis(0) }
+//! # fn next_event() -> nostr::prelude::Event { unimplemented!() }
+//! let config = Config::new("http://127.0.0.1:7334".parse().unwrap());
+//! let mut engine = Engine::new(config);
+//! engine.handle_input(now(), Input::Hydrated);
+//! let event = VerifiedEvent::verify(next_event()).expect("valid signature");
+//! engine.handle_input(now(), Input::Event {
+//!     token: ReplyToken(1),
+//!     event,
+//!     origin: Origin::Client,
+//!     received_at: nostr::prelude::Timestamp::from_secs(1_700_000_000),
+//! });
+//! while let Some(effect) = engine.poll_effect() {
+//!     match effect {
+//!         Effect::Reply { accepted, message, .. } => println!("OK {accepted} {message}"),
+//!         other => println!("execute {other:?}"),
+//!     }
+//! }
+//! if let Some(deadline) = engine.poll_timeout() {
+//!     // sleep until `deadline`, then:
+//!     engine.handle_timeout(deadline);
+//! }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(unreachable_pub)]
+
+mod config;
+mod deletion;
+mod effect;
+mod engine;
+mod event;
+mod expiry;
+mod input;
+mod journal;
+mod metrics;
+mod oid;
+mod purgatory;
+mod push;
+mod related;
+mod release;
+mod repo;
+mod repo_index;
+mod sync;
+mod throttle;
+mod time;
+mod timers;
+mod verdict;
+
+pub use config::{Config, Curation, Limits, authority_of};
+pub use effect::{CheckId, Effect, ReplyToken, RequestId, ServePath};
+pub use engine::{Engine, PURGATORY_MESSAGE};
+pub use event::{Origin, VerifiedEvent, is_branch_or_tag};
+pub use input::{Failure, FailureKind, Input, PushRequest, PushVerdict, RefUpdate};
+pub use journal::{JournalKey, JournalRecord};
+pub use metrics::{
+    Counters, DomainMetrics, Metrics, RELEASE_WAIT_BUCKETS_MS, SyncView, WaitingView,
+};
+pub use oid::{InvalidOid, Oid};
+pub use repo::{RepoId, is_safe_identifier, npub};
+pub use sync::url_refusal;
+pub use time::Time;
+
+/// The nostr crate the engine's types come from, so drivers use the same version.
+pub use nostr;

@@ -1,0 +1,239 @@
+//! Counters the engine keeps, and the read-only views operators and `/metrics` get.
+
+use crate::effect::ServePath;
+use crate::engine::{Engine, TimerKey};
+use crate::input::FailureKind;
+use crate::oid::Oid;
+use crate::purgatory::Waiting;
+use crate::repo_index::AnnStatus;
+use crate::time::Time;
+use nostr::prelude::{EventId, PublicKey};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Monotonic counters, updated as the engine decides.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Events given to the engine.
+    pub events_in: u64,
+    /// Events that entered purgatory.
+    pub entered_purgatory: u64,
+    /// Events served at once, with nothing to wait for.
+    pub served_direct: u64,
+    /// Events served on arrival because their data was already here.
+    pub released_arrival: u64,
+    /// Events released by a push.
+    pub released_push: u64,
+    /// Events released by a fetch.
+    pub released_sync: u64,
+    /// Purgatory entries that expired without their data (and lapsed placeholders).
+    pub expired: u64,
+    /// Announcements whose repository was deleted at the purgatory deadline.
+    pub soft_expired: u64,
+    /// Sync attempts started.
+    pub attempts: u64,
+    /// Objects fetched from remotes.
+    pub objects_fetched: u64,
+    /// Bytes fetched from remotes.
+    pub bytes_fetched: u64,
+    /// Failed remote requests by kind.
+    pub failures: BTreeMap<FailureKind, u64>,
+    /// Remote answers asking us to slow down.
+    pub remote_rate_limited: u64,
+    /// Time from arrival to release of released purgatory events, in histogram buckets
+    /// (upper bounds in ms: 10, 100, 1 000, 10 000, 60 000, 300 000, 1 800 000, +inf).
+    pub release_wait_ms: [u64; 8],
+}
+
+/// The histogram bucket bounds of [`Counters::release_wait_ms`].
+pub const RELEASE_WAIT_BUCKETS_MS: [u64; 7] = [10, 100, 1_000, 10_000, 60_000, 300_000, 1_800_000];
+
+impl Counters {
+    pub(crate) fn served(&mut self, path: ServePath) {
+        match path {
+            ServePath::Direct => self.served_direct += 1,
+            ServePath::Arrival => self.released_arrival += 1,
+            ServePath::Push => self.released_push += 1,
+            ServePath::Sync => self.released_sync += 1,
+        }
+    }
+
+    pub(crate) fn release_latency(&mut self, waited: Duration) {
+        let ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+        let i = RELEASE_WAIT_BUCKETS_MS
+            .iter()
+            .position(|b| ms <= *b)
+            .unwrap_or(7);
+        self.release_wait_ms[i] += 1;
+    }
+}
+
+/// A snapshot for `/metrics`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metrics {
+    /// The counters.
+    pub counters: Counters,
+    /// Waiting announcements (including soft-expired ones).
+    pub purgatory_announcements: usize,
+    /// Waiting states.
+    pub purgatory_states: usize,
+    /// Waiting pull requests and updates.
+    pub purgatory_prs: usize,
+    /// Git-first placeholders.
+    pub placeholders: usize,
+    /// Identifiers in the sync queue.
+    pub sync_queue: usize,
+    /// Served hosted announcements.
+    pub served_repos: usize,
+    /// Accepted event ids indexed.
+    pub accepted_events: usize,
+    /// Per domain: requests made, in flight, times saturated.
+    pub domains: Vec<DomainMetrics>,
+}
+
+/// Per-domain throttle figures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainMetrics {
+    /// `host[:port]`.
+    pub domain: String,
+    /// Requests ever made.
+    pub requests: u64,
+    /// Requests in flight now.
+    pub in_flight: u32,
+    /// Requests in the current sliding window.
+    pub in_window: usize,
+    /// Times an identifier queued because the domain was saturated.
+    pub saturated: u64,
+}
+
+/// One waiting event, for the operator view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WaitingView {
+    /// The event.
+    pub id: EventId,
+    /// Its author.
+    pub author: PublicKey,
+    /// `announcement`, `state` or `pull_request`.
+    pub kind: &'static str,
+    /// The repository identifier.
+    pub d: String,
+    /// Objects it waits for and does not have yet (empty for a bare announcement).
+    pub missing: Vec<Oid>,
+    /// When it arrived.
+    pub arrived: Time,
+    /// When it expires (or, soft-expired, is forgotten).
+    pub deadline: Time,
+    /// Soft-expired announcement (repository deleted, event kept).
+    pub soft_expired: bool,
+    /// A ref value is not an object id: it can never be satisfied.
+    pub unsatisfiable: bool,
+}
+
+/// One identifier in the sync queue, for the operator view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncView {
+    /// The repository identifier.
+    pub d: String,
+    /// Attempts since the last reset.
+    pub attempts: u32,
+    /// When the next attempt starts (`None` while one runs).
+    pub next_attempt: Option<Time>,
+    /// Objects still missing.
+    pub missing: Vec<Oid>,
+    /// Per URL: when it was last tried and what happened (refusals included).
+    pub urls: Vec<(String, Time, String)>,
+}
+
+impl Engine {
+    /// Counters and gauges for `/metrics`.
+    pub fn metrics(&self) -> Metrics {
+        let mut m = Metrics {
+            counters: self.counters.clone(),
+            purgatory_announcements: 0,
+            purgatory_states: 0,
+            purgatory_prs: 0,
+            placeholders: self.purgatory.placeholders.len(),
+            sync_queue: self.sync.entries.len(),
+            served_repos: self.repos.count(AnnStatus::Served),
+            accepted_events: self.related.len(),
+            domains: Vec::new(),
+        };
+        for e in self.purgatory.entries() {
+            match e.what {
+                Waiting::Announcement => m.purgatory_announcements += 1,
+                Waiting::State(_) => m.purgatory_states += 1,
+                Waiting::Pr { .. } => m.purgatory_prs += 1,
+            }
+        }
+        m.domains = self
+            .throttle
+            .domains()
+            .map(|(name, d)| DomainMetrics {
+                domain: name.clone(),
+                requests: d.requests,
+                in_flight: d.in_flight,
+                in_window: self.throttle.in_window(name, self.now),
+                saturated: d.saturated,
+            })
+            .collect();
+        m
+    }
+
+    /// Every waiting event, oldest deadline first.
+    pub fn purgatory_view(&self) -> Vec<WaitingView> {
+        let mut out: Vec<WaitingView> = self
+            .purgatory
+            .entries()
+            .map(|e| {
+                let missing = match &e.what {
+                    Waiting::Announcement => Vec::new(),
+                    _ => {
+                        let present = self.present.get(&e.d);
+                        e.own_needs()
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter(|o| present.is_none_or(|p| !p.contains_key(o)))
+                            .collect()
+                    }
+                };
+                WaitingView {
+                    id: e.event.id,
+                    author: e.event.pubkey,
+                    kind: e.kind_label(),
+                    d: e.d.clone(),
+                    missing,
+                    arrived: e.arrived,
+                    deadline: e.forget_at.unwrap_or(e.deadline),
+                    soft_expired: e.forget_at.is_some(),
+                    unsatisfiable: e.own_needs().is_none(),
+                }
+            })
+            .collect();
+        out.sort_by_key(|w| (w.deadline, w.id));
+        out
+    }
+
+    /// Every identifier in the sync queue.
+    pub fn sync_view(&self) -> Vec<SyncView> {
+        self.sync
+            .entries
+            .iter()
+            .map(|(d, e)| SyncView {
+                d: d.clone(),
+                attempts: e.attempts,
+                next_attempt: self.timers.get(&TimerKey::Sync(d.clone())),
+                missing: self.needs(d).into_iter().collect(),
+                urls: e
+                    .outcomes
+                    .iter()
+                    .map(|(u, (t, o))| (u.clone(), *t, o.clone()))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Whether `id` waits in purgatory (for tests and the relay's duplicate checks).
+    pub fn is_waiting(&self, id: &EventId) -> bool {
+        self.purgatory.contains(id)
+    }
+}

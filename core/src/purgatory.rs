@@ -1,0 +1,184 @@
+//! Purgatory: accepted events waiting for their git data, placeholders for git-first pull
+//! requests, and the memory of what expired.
+
+use crate::effect::ReplyToken;
+use crate::event::{Origin, StateRefs};
+use crate::journal::JournalRecord;
+use crate::oid::Oid;
+use crate::repo::RepoId;
+use crate::time::Time;
+use nostr::prelude::{Coordinate, Event, EventId, PublicKey};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What an entry waits for.
+#[derive(Clone, Debug)]
+pub(crate) enum Waiting {
+    /// A new announcement: waits for a state's data in its repository.
+    Announcement,
+    /// A state: waits for every object its refs name.
+    State(StateRefs),
+    /// A pull request or update: waits for its tip commit.
+    Pr {
+        tip: Result<Oid, String>,
+        repos: Vec<Coordinate>,
+        clone: Vec<String>,
+    },
+}
+
+/// One waiting event.
+#[derive(Clone, Debug)]
+pub(crate) struct Entry {
+    pub(crate) event: Event,
+    pub(crate) d: String,
+    pub(crate) what: Waiting,
+    pub(crate) origin: Origin,
+    pub(crate) arrived: Time,
+    pub(crate) deadline: Time,
+    /// Soft-expired announcement: forgotten at this time.
+    pub(crate) forget_at: Option<Time>,
+    /// Written to the journal (acknowledged).
+    pub(crate) persisted: bool,
+    /// The verdict is not sent yet: it waits for an object check.
+    pub(crate) reply: Option<ReplyToken>,
+}
+
+impl Entry {
+    pub(crate) fn record(&self) -> JournalRecord {
+        JournalRecord::Waiting {
+            event: self.event.clone(),
+            origin: self.origin,
+            arrived: self.arrived,
+            deadline: self.deadline,
+            forget_at: self.forget_at,
+        }
+    }
+
+    /// Object ids whose presence would satisfy this entry (empty for an announcement, whose
+    /// needs are its authoritative state's; `None` when it can never be satisfied).
+    pub(crate) fn own_needs(&self) -> Option<Vec<Oid>> {
+        match &self.what {
+            Waiting::Announcement => Some(Vec::new()),
+            Waiting::State(s) if s.malformed => None,
+            Waiting::State(s) => Some(s.oids()),
+            Waiting::Pr { tip: Ok(oid), .. } => Some(vec![*oid]),
+            Waiting::Pr { tip: Err(_), .. } => None,
+        }
+    }
+
+    pub(crate) fn kind_label(&self) -> &'static str {
+        match self.what {
+            Waiting::Announcement => "announcement",
+            Waiting::State(_) => "state",
+            Waiting::Pr { .. } => "pull_request",
+        }
+    }
+}
+
+/// A commit pushed to `refs/nostr/<id>` before the event with that id arrived.
+#[derive(Clone, Debug)]
+pub(crate) struct Placeholder {
+    pub(crate) oid: Oid,
+}
+
+/// The purgatory store.
+#[derive(Debug, Default)]
+pub(crate) struct Purgatory {
+    entries: BTreeMap<EventId, Entry>,
+    by_d: BTreeMap<String, BTreeSet<EventId>>,
+    per_author: BTreeMap<PublicKey, usize>,
+    pub(crate) placeholders: BTreeMap<(RepoId, EventId), Placeholder>,
+    pub(crate) expired: BTreeMap<EventId, Time>,
+}
+
+impl Purgatory {
+    pub(crate) fn get(&self, id: &EventId) -> Option<&Entry> {
+        self.entries.get(id)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: &EventId) -> Option<&mut Entry> {
+        self.entries.get_mut(id)
+    }
+
+    pub(crate) fn contains(&self, id: &EventId) -> bool {
+        self.entries.contains_key(id)
+    }
+
+    pub(crate) fn insert(&mut self, entry: Entry) {
+        let id = entry.event.id;
+        if let Some(old) = self.entries.remove(&id) {
+            self.unindex(&old);
+        }
+        self.by_d.entry(entry.d.clone()).or_default().insert(id);
+        *self.per_author.entry(entry.event.pubkey).or_default() += 1;
+        self.entries.insert(id, entry);
+    }
+
+    pub(crate) fn remove(&mut self, id: &EventId) -> Option<Entry> {
+        let e = self.entries.remove(id)?;
+        self.unindex(&e);
+        Some(e)
+    }
+
+    fn unindex(&mut self, e: &Entry) {
+        if let Some(set) = self.by_d.get_mut(&e.d) {
+            set.remove(&e.event.id);
+            if set.is_empty() {
+                self.by_d.remove(&e.d);
+            }
+        }
+        if let Some(n) = self.per_author.get_mut(&e.event.pubkey) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_author.remove(&e.event.pubkey);
+            }
+        }
+    }
+
+    /// Waiting event ids of an identifier, in id order.
+    pub(crate) fn ids_of(&self, d: &str) -> Vec<EventId> {
+        self.by_d
+            .get(d)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn entries_of<'a>(&'a self, d: &str) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.by_d
+            .get(d)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.entries.get(id))
+    }
+
+    /// The waiting state of `author` for `d`, if any (one per author: newer replaces older).
+    pub(crate) fn state_of(&self, author: &PublicKey, d: &str) -> Option<&Entry> {
+        self.entries_of(d)
+            .find(|e| e.event.pubkey == *author && matches!(e.what, Waiting::State(_)))
+    }
+
+    /// The waiting announcement of `owner` for `d`, if any.
+    pub(crate) fn announcement_of(&self, owner: &PublicKey, d: &str) -> Option<&Entry> {
+        self.entries_of(d)
+            .find(|e| e.event.pubkey == *owner && matches!(e.what, Waiting::Announcement))
+    }
+
+    pub(crate) fn identifiers(&self) -> impl Iterator<Item = &String> {
+        self.by_d.keys()
+    }
+
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len() + self.placeholders.len()
+    }
+
+    pub(crate) fn count_author(&self, pk: &PublicKey) -> usize {
+        self.per_author.get(pk).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn count_identifier(&self, d: &str) -> usize {
+        self.by_d.get(d).map_or(0, BTreeSet::len)
+    }
+}

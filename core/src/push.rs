@@ -1,0 +1,277 @@
+//! Push authorization ("full alignment", decided before git writes anything) and what
+//! happens once git has written a push.
+
+use crate::effect::{Effect, ServePath};
+use crate::engine::{Engine, TimerKey};
+use crate::event::is_branch_or_tag;
+use crate::input::{PushRequest, PushVerdict, RefUpdate};
+use crate::journal::{JournalKey, JournalRecord};
+use crate::oid::Oid;
+use crate::purgatory::{Placeholder, Waiting};
+use crate::repo::RepoId;
+use crate::repo_index::AnnStatus;
+use nostr::prelude::EventId;
+use std::collections::BTreeMap;
+
+/// What `refs/nostr/<x>` names, if the ref is in that namespace.
+fn nostr_ref_id(name: &str) -> Option<Result<EventId, ()>> {
+    let rest = name.strip_prefix("refs/nostr/")?;
+    let ok = rest.len() == 64
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    Some(if ok {
+        EventId::from_hex(rest).map_err(|_| ())
+    } else {
+        Err(())
+    })
+}
+
+impl Engine {
+    pub(crate) fn decide_push(&self, req: &PushRequest) -> PushVerdict {
+        let repo = &req.repo;
+        let hosted = self
+            .repos
+            .announcement(&repo.owner, &repo.d)
+            .is_some_and(|a| a.hosted && a.status != AnnStatus::SoftExpired);
+        if !hosted {
+            let why = "no announcement of this repository is hosted here".to_owned();
+            return PushVerdict {
+                refs: req
+                    .updates
+                    .iter()
+                    .map(|u| (u.name.clone(), Err(why.clone())))
+                    .collect(),
+            };
+        }
+        let state_refs: Vec<&RefUpdate> = req
+            .updates
+            .iter()
+            .filter(|u| is_branch_or_tag(&u.name))
+            .collect();
+        let state_verdict = if state_refs.is_empty() {
+            Ok(())
+        } else {
+            self.aligns_with_state(req)
+        };
+        let refs = req
+            .updates
+            .iter()
+            .map(|u| {
+                let r = if is_branch_or_tag(&u.name) {
+                    state_verdict.clone()
+                } else if let Some(id) = nostr_ref_id(&u.name) {
+                    self.decide_nostr_ref(u, id)
+                } else {
+                    Err("only refs/heads/*, refs/tags/* and refs/nostr/<event-id> may be pushed here".to_owned())
+                };
+                (u.name.clone(), r)
+            })
+            .collect();
+        PushVerdict { refs }
+    }
+
+    fn decide_nostr_ref(&self, u: &RefUpdate, id: Result<EventId, ()>) -> Result<(), String> {
+        let Ok(id) = id else {
+            return Err(
+                "refs/nostr/ refs must be named refs/nostr/<64 lowercase hex event id>".to_owned(),
+            );
+        };
+        let Some(new) = u.new else {
+            return Err("refs/nostr/<event-id> refs cannot be deleted by a push".to_owned());
+        };
+        let known = self
+            .purgatory
+            .get(&id)
+            .and_then(|e| match &e.what {
+                Waiting::Pr { tip, .. } => Some(tip.clone()),
+                _ => None,
+            })
+            .or_else(|| self.pr_tips.get(&id).map(|t| Ok(*t)));
+        match known {
+            Some(Ok(tip)) if tip != new => Err(format!(
+                "the pull request event {} names tip {tip}, not {new}",
+                id.to_hex()
+            )),
+            Some(Err(raw)) => Err(format!(
+                "the pull request event names tip '{raw}', which is not an object id"
+            )),
+            // Unknown id: git first; a placeholder is (re)set when the push lands.
+            _ => Ok(()),
+        }
+    }
+
+    /// Full alignment: the branches and tags after the push equal exactly the refs of a
+    /// state (stored or waiting) by a maintainer, not older than the repository's
+    /// authoritative state.
+    fn aligns_with_state(&self, req: &PushRequest) -> Result<(), String> {
+        let mut after: BTreeMap<String, Oid> = req
+            .current
+            .iter()
+            .filter(|(n, _)| is_branch_or_tag(n))
+            .map(|(n, o)| (n.clone(), *o))
+            .collect();
+        for u in req.updates.iter().filter(|u| is_branch_or_tag(&u.name)) {
+            match u.new {
+                Some(o) => after.insert(u.name.clone(), o),
+                None => after.remove(&u.name),
+            };
+        }
+        let repo = &req.repo;
+        let floor = self.repos.authoritative(repo).map(|s| s.order_key());
+        let set = self.repos.maintainers(&repo.owner, &repo.d);
+        let mut candidates: Vec<((nostr::prelude::Timestamp, EventId), BTreeMap<String, Oid>)> =
+            self.repos
+                .authorized_states(repo)
+                .into_iter()
+                .filter(|s| s.refs.has_refs() && !s.refs.malformed)
+                .map(|s| (s.order_key(), s.refs.branches_and_tags()))
+                .collect();
+        candidates.extend(
+            self.purgatory
+                .entries_of(&repo.d)
+                .filter(|e| set.contains(&e.event.pubkey))
+                .filter_map(|e| match &e.what {
+                    Waiting::State(s) if !s.malformed => {
+                        Some(((e.event.created_at, e.event.id), s.branches_and_tags()))
+                    }
+                    _ => None,
+                }),
+        );
+        candidates.retain(|(k, _)| floor.is_none_or(|f| *k >= f));
+        if candidates.iter().any(|(_, refs)| *refs == after) {
+            return Ok(());
+        }
+        let Some((_, newest)) = candidates.iter().max_by_key(|(k, _)| *k) else {
+            return Err(format!(
+                "no state event (kind 30618) by a maintainer of '{}' announces these refs; publish one first",
+                repo.d
+            ));
+        };
+        Err(explain_mismatch(newest, &after))
+    }
+
+    pub(crate) fn on_push_applied(
+        &mut self,
+        repo: RepoId,
+        updates: Vec<RefUpdate>,
+        refs: Vec<(String, Oid)>,
+    ) {
+        let d = repo.d.clone();
+        // refs/nostr/<id>: a waiting PR is satisfied below; a stored one is mirrored; an
+        // unknown id gets a placeholder.
+        for u in &updates {
+            let (Some(Ok(id)), Some(new)) = (nostr_ref_id(&u.name), u.new) else {
+                continue;
+            };
+            if self.purgatory.contains(&id) {
+                continue;
+            }
+            if self.pr_tips.get(&id) == Some(&new) {
+                let targets = self.stored_pr_repos(&id, &d);
+                self.mirror_pr(id, new, &repo, &targets);
+                continue;
+            }
+            let deadline = self.now.plus(self.config.purgatory_expiry);
+            self.purgatory
+                .placeholders
+                .insert((repo.clone(), id), Placeholder { oid: new });
+            self.timers
+                .set(TimerKey::Placeholder(repo.clone(), id), deadline);
+            self.emit(Effect::Persist {
+                record: JournalRecord::Placeholder {
+                    repo: repo.clone(),
+                    event_id: id,
+                    oid: new,
+                    deadline,
+                },
+            });
+        }
+        self.note_present(&d, refs.iter().map(|(_, o)| *o), &repo);
+        let waiting_ann = self.purgatory.announcement_of(&repo.owner, &d).is_some();
+        self.release_ready(&d, ServePath::Push);
+        // A push that aligns with the stored authoritative state: set HEAD here and bring
+        // the other repositories it governs into line.
+        let branches: BTreeMap<String, Oid> = refs
+            .iter()
+            .filter(|(n, _)| is_branch_or_tag(n))
+            .map(|(n, o)| (n.clone(), *o))
+            .collect();
+        if let Some(state) = self.repos.authoritative(&repo).cloned() {
+            if state.refs.branches_and_tags() == branches {
+                let sources: BTreeMap<Oid, RepoId> = state
+                    .refs
+                    .oids()
+                    .into_iter()
+                    .map(|o| (o, repo.clone()))
+                    .collect();
+                for target in self.repos.targets(&state.author, &d) {
+                    self.align_if_not_newer(&target, &state, &sources, ServePath::Push);
+                }
+            }
+        }
+        if waiting_ann && self.purgatory.announcement_of(&repo.owner, &d).is_some() {
+            self.refresh_announcement(&repo.owner, &d);
+        }
+    }
+
+    /// Hosted repositories of a stored pull request's tagged repository (identifier `d`).
+    fn stored_pr_repos(&self, _id: &EventId, d: &str) -> Vec<RepoId> {
+        self.repos.repos(d)
+    }
+
+    /// Copies a pull request's tip into every target and sets `refs/nostr/<id>` there.
+    pub(crate) fn mirror_pr(&mut self, id: EventId, tip: Oid, source: &RepoId, targets: &[RepoId]) {
+        let name = format!("refs/nostr/{}", id.to_hex());
+        for t in targets {
+            if t != source {
+                self.emit(Effect::CopyObjects {
+                    from: source.clone(),
+                    to: t.clone(),
+                    oids: vec![tip],
+                });
+            }
+            self.emit(Effect::SetRef {
+                repo: t.clone(),
+                name: name.clone(),
+                target: Some(tip),
+            });
+        }
+    }
+
+    pub(crate) fn forget_placeholder(&mut self, repo: &RepoId, id: &EventId) {
+        if self
+            .purgatory
+            .placeholders
+            .remove(&(repo.clone(), *id))
+            .is_some()
+        {
+            self.timers
+                .cancel(&TimerKey::Placeholder(repo.clone(), *id));
+            self.emit(Effect::Forget {
+                key: JournalKey::Placeholder(repo.clone(), *id),
+            });
+        }
+    }
+}
+
+/// A readable reason why the refs after a push differ from the newest authorized state.
+fn explain_mismatch(state: &BTreeMap<String, Oid>, after: &BTreeMap<String, Oid>) -> String {
+    for (name, oid) in after {
+        match state.get(name) {
+            None => {
+                return format!(
+                    "{name} is not in the latest state event; publish a state that includes it"
+                );
+            }
+            Some(s) if s != oid => {
+                return format!("{name} would be {oid} but the latest state event says {s}");
+            }
+            _ => {}
+        }
+    }
+    if let Some(name) = state.keys().find(|n| !after.contains_key(*n)) {
+        return format!("the latest state event also names {name}; push all its refs together");
+    }
+    "the refs after this push do not match any authorized state event".to_owned()
+}

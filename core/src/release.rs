@@ -1,0 +1,245 @@
+//! The one release path: whatever brought git data here — a push, a fetch, or a check on
+//! arrival — this code finds every satisfiable waiting event, re-checks authorization,
+//! emits the git work that brings every governed repository into line, stores and
+//! notifies the events, and forgets them from purgatory.
+
+use crate::effect::{Effect, ServePath};
+use crate::engine::{Engine, TimerKey};
+use crate::journal::JournalKey;
+use crate::oid::Oid;
+use crate::purgatory::Waiting;
+use crate::repo::RepoId;
+use crate::repo_index::{AnnStatus, StateInfo};
+use nostr::prelude::EventId;
+use std::collections::{BTreeMap, BTreeSet};
+
+impl Engine {
+    /// The objects the waiting events of `d` still need: the union over its waiting states
+    /// and pull requests, plus the authoritative state of each waiting announcement,
+    /// minus what is known present.
+    pub(crate) fn needs(&self, d: &str) -> BTreeSet<Oid> {
+        let present = self.present.get(d);
+        let mut out = BTreeSet::new();
+        for e in self.purgatory.entries_of(d) {
+            let oids = match &e.what {
+                Waiting::Announcement => self
+                    .repos
+                    .authoritative(&RepoId::new(e.event.pubkey, d))
+                    .map(|s| s.refs.oids())
+                    .unwrap_or_default(),
+                _ => e.own_needs().unwrap_or_default(),
+            };
+            out.extend(
+                oids.into_iter()
+                    .filter(|o| present.is_none_or(|p| !p.contains_key(o))),
+            );
+        }
+        out
+    }
+
+    /// Records that `oids` exist in `repo`, for those some waiting event of `d` needs.
+    pub(crate) fn note_present(
+        &mut self,
+        d: &str,
+        oids: impl IntoIterator<Item = Oid>,
+        repo: &RepoId,
+    ) {
+        let needed = self.needs(d);
+        let map = self.present.entry(d.to_owned()).or_default();
+        for o in oids {
+            if needed.contains(&o) {
+                map.entry(o).or_insert_with(|| repo.clone());
+            }
+        }
+        if map.is_empty() {
+            self.present.remove(d);
+        }
+    }
+
+    fn is_present(&self, d: &str, oid: &Oid) -> bool {
+        self.present.get(d).is_some_and(|p| p.contains_key(oid))
+    }
+
+    /// Releases every waiting event of `d` whose data is all here and whose author is
+    /// authorized now. Repeats until nothing more is released, since a released state can
+    /// satisfy a waiting announcement.
+    pub(crate) fn release_ready(&mut self, d: &str, path: ServePath) {
+        loop {
+            let mut released = false;
+            for id in self.purgatory.ids_of(d) {
+                released |= self.try_release(&id, d, path);
+            }
+            if !released {
+                break;
+            }
+        }
+        self.prune_present(d);
+    }
+
+    fn try_release(&mut self, id: &EventId, d: &str, path: ServePath) -> bool {
+        let Some(entry) = self.purgatory.get(id) else {
+            return false;
+        };
+        let author = entry.event.pubkey;
+        match &entry.what {
+            Waiting::State(refs) => {
+                if refs.malformed || !refs.oids().iter().all(|o| self.is_present(d, o)) {
+                    return false;
+                }
+                let targets = self.repos.targets(&author, d);
+                if targets.is_empty() {
+                    return false; // not (or no longer) authorized anywhere here
+                }
+                let info = StateInfo {
+                    id: *id,
+                    author,
+                    created_at: entry.event.created_at,
+                    refs: refs.clone(),
+                };
+                let sources = self.present.get(d).cloned().unwrap_or_default();
+                for t in &targets {
+                    self.align_if_not_newer(t, &info, &sources, path);
+                }
+                if self
+                    .repos
+                    .state(&author, d)
+                    .is_none_or(|s| s.order_key() < info.order_key())
+                {
+                    self.repos.put_state(author, d, info);
+                }
+                self.serve_waiting(id, path);
+                true
+            }
+            Waiting::Pr {
+                tip: Ok(tip),
+                repos,
+                ..
+            } => {
+                let tip = *tip;
+                if !self.is_present(d, &tip) {
+                    return false;
+                }
+                let targets = self.pr_repos(repos);
+                let Some(source) = self.present.get(d).and_then(|p| p.get(&tip)).cloned() else {
+                    return false;
+                };
+                for t in &targets {
+                    self.forget_placeholder(t, id);
+                }
+                self.mirror_pr(*id, tip, &source, &targets);
+                self.pr_tips.insert(*id, tip);
+                self.serve_waiting(id, path);
+                true
+            }
+            Waiting::Pr { tip: Err(_), .. } => false,
+            Waiting::Announcement => {
+                let repo = RepoId::new(author, d);
+                let Some(state) = self.repos.authoritative(&repo).cloned() else {
+                    return false;
+                };
+                if !state.refs.oids().iter().all(|o| self.is_present(d, o)) {
+                    return false;
+                }
+                let sources = self.present.get(d).cloned().unwrap_or_default();
+                self.align_if_not_newer(&repo, &state, &sources, path);
+                // align_if_not_newer served the announcement.
+                !self.purgatory.contains(id)
+            }
+        }
+    }
+
+    /// Brings `target` into line with `state` unless it has a newer authoritative state:
+    /// copies missing objects from where they are, sets branches, tags and HEAD, and
+    /// releases the target's waiting announcement.
+    pub(crate) fn align_if_not_newer(
+        &mut self,
+        target: &RepoId,
+        state: &StateInfo,
+        sources: &BTreeMap<Oid, RepoId>,
+        path: ServePath,
+    ) {
+        if self
+            .repos
+            .authoritative(target)
+            .is_some_and(|a| a.order_key() > state.order_key())
+        {
+            return;
+        }
+        let mut by_source: BTreeMap<&RepoId, Vec<Oid>> = BTreeMap::new();
+        for oid in state.refs.oids() {
+            if let Some(src) = sources.get(&oid).filter(|s| *s != target) {
+                by_source.entry(src).or_default().push(oid);
+            }
+        }
+        for (from, oids) in by_source {
+            self.emit(Effect::CopyObjects {
+                from: from.clone(),
+                to: target.clone(),
+                oids,
+            });
+        }
+        self.emit(Effect::AlignRepo {
+            repo: target.clone(),
+            refs: state.refs.branches_and_tags().into_iter().collect(),
+            head: state.refs.head.clone(),
+        });
+        if let Some(aid) = self
+            .purgatory
+            .announcement_of(&target.owner, &target.d)
+            .map(|e| e.event.id)
+        {
+            if let Some(a) = self.repos.announcement_mut(&target.owner, &target.d) {
+                a.status = AnnStatus::Served;
+            }
+            self.serve_waiting(&aid, path);
+        }
+    }
+
+    /// Takes an event out of purgatory and serves it: store, notify, forget, answer.
+    fn serve_waiting(&mut self, id: &EventId, path: ServePath) {
+        let Some(entry) = self.purgatory.remove(id) else {
+            return;
+        };
+        self.timers.cancel(&TimerKey::Entry(*id));
+        self.counters.release_latency(self.now.since(entry.arrived));
+        self.store(entry.event, path);
+        if entry.persisted {
+            self.emit(Effect::Forget {
+                key: JournalKey::Waiting(*id),
+            });
+        }
+        if let Some(token) = entry.reply {
+            self.reply(token, *id, true, "");
+        }
+    }
+
+    /// Drops presence knowledge nobody needs any more.
+    fn prune_present(&mut self, d: &str) {
+        if !self.present.contains_key(d) {
+            return;
+        }
+        let wanted: BTreeSet<Oid> = self.wanted_oids(d);
+        if let Some(map) = self.present.get_mut(d) {
+            map.retain(|o, _| wanted.contains(o));
+            if map.is_empty() {
+                self.present.remove(d);
+            }
+        }
+    }
+
+    /// Every object waiting events of `d` need, present or not.
+    fn wanted_oids(&self, d: &str) -> BTreeSet<Oid> {
+        let mut out = BTreeSet::new();
+        for e in self.purgatory.entries_of(d) {
+            match &e.what {
+                Waiting::Announcement => {
+                    if let Some(s) = self.repos.authoritative(&RepoId::new(e.event.pubkey, d)) {
+                        out.extend(s.refs.oids());
+                    }
+                }
+                _ => out.extend(e.own_needs().unwrap_or_default()),
+            }
+        }
+        out
+    }
+}

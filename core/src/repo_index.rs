@@ -1,0 +1,250 @@
+//! Announcements and latest states per identifier: maintainer sets and authority.
+
+use crate::event::StateRefs;
+use crate::repo::RepoId;
+use nostr::prelude::{EventId, PublicKey, Timestamp};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Where an announcement stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AnnStatus {
+    /// Stored and served.
+    Served,
+    /// Waiting in purgatory with its bare repository.
+    Purgatory,
+    /// Waited 30 min without data: repository deleted, event kept for revival.
+    SoftExpired,
+}
+
+/// What the engine keeps of an announcement.
+#[derive(Clone, Debug)]
+pub(crate) struct AnnInfo {
+    pub(crate) id: EventId,
+    pub(crate) created_at: Timestamp,
+    pub(crate) maintainers: Vec<PublicKey>,
+    pub(crate) clone: Vec<String>,
+    /// It lists this server: a bare repository exists for it here (unless soft-expired).
+    pub(crate) hosted: bool,
+    pub(crate) status: AnnStatus,
+}
+
+/// What the engine keeps of an author's latest stored state for an identifier.
+#[derive(Clone, Debug)]
+pub(crate) struct StateInfo {
+    pub(crate) id: EventId,
+    pub(crate) author: PublicKey,
+    pub(crate) created_at: Timestamp,
+    pub(crate) refs: StateRefs,
+}
+
+impl StateInfo {
+    /// Newest by `created_at`, ties broken by event id.
+    pub(crate) fn order_key(&self) -> (Timestamp, EventId) {
+        (self.created_at, self.id)
+    }
+}
+
+/// The per-identifier repository index.
+#[derive(Debug, Default)]
+pub(crate) struct RepoIndex {
+    anns: BTreeMap<String, BTreeMap<PublicKey, AnnInfo>>,
+    states: BTreeMap<String, BTreeMap<PublicKey, StateInfo>>,
+}
+
+impl RepoIndex {
+    pub(crate) fn announcement(&self, owner: &PublicKey, d: &str) -> Option<&AnnInfo> {
+        self.anns.get(d)?.get(owner)
+    }
+
+    pub(crate) fn announcement_mut(&mut self, owner: &PublicKey, d: &str) -> Option<&mut AnnInfo> {
+        self.anns.get_mut(d)?.get_mut(owner)
+    }
+
+    pub(crate) fn announcements(&self, d: &str) -> impl Iterator<Item = (&PublicKey, &AnnInfo)> {
+        self.anns.get(d).into_iter().flatten()
+    }
+
+    pub(crate) fn put_announcement(&mut self, owner: PublicKey, d: &str, info: AnnInfo) {
+        self.anns
+            .entry(d.to_owned())
+            .or_default()
+            .insert(owner, info);
+    }
+
+    pub(crate) fn remove_announcement(&mut self, owner: &PublicKey, d: &str) -> Option<AnnInfo> {
+        let m = self.anns.get_mut(d)?;
+        let out = m.remove(owner);
+        if m.is_empty() {
+            self.anns.remove(d);
+        }
+        out
+    }
+
+    /// Hosted announcements per owner, for the repositories-per-author cap.
+    pub(crate) fn hosted_count(&self, owner: &PublicKey) -> usize {
+        self.anns
+            .values()
+            .filter(|m| m.get(owner).is_some_and(|a| a.hosted))
+            .count()
+    }
+
+    /// The recursive maintainer set of `(owner, d)`: the owner, the maintainers of the
+    /// owner's announcement, and recursively those of each maintainer's own announcement
+    /// with the same `d` (served or in purgatory). Cycle-safe.
+    pub(crate) fn maintainers(&self, owner: &PublicKey, d: &str) -> BTreeSet<PublicKey> {
+        let mut set = BTreeSet::from([*owner]);
+        let mut queue = VecDeque::from([*owner]);
+        let anns = self.anns.get(d);
+        while let Some(pk) = queue.pop_front() {
+            let Some(a) = anns.and_then(|m| m.get(&pk)) else {
+                continue;
+            };
+            for m in &a.maintainers {
+                if set.insert(*m) {
+                    queue.push_back(*m);
+                }
+            }
+        }
+        set
+    }
+
+    /// Whether `author` is in the maintainer set of any announcement with this `d`.
+    pub(crate) fn is_any_maintainer(&self, author: &PublicKey, d: &str) -> bool {
+        self.announcements(d)
+            .any(|(owner, _)| self.maintainers(owner, d).contains(author))
+    }
+
+    /// The hosted repositories (with a bare repository now) `author`'s state governs.
+    pub(crate) fn targets(&self, author: &PublicKey, d: &str) -> Vec<RepoId> {
+        self.announcements(d)
+            .filter(|(_, a)| a.hosted && a.status != AnnStatus::SoftExpired)
+            .filter(|(owner, _)| self.maintainers(owner, d).contains(author))
+            .map(|(owner, _)| RepoId::new(*owner, d))
+            .collect()
+    }
+
+    /// Soft-expired or purgatory announcements `author`'s state would revive or refresh.
+    pub(crate) fn waiting_owners(&self, author: &PublicKey, d: &str) -> Vec<PublicKey> {
+        self.announcements(d)
+            .filter(|(_, a)| a.hosted && a.status != AnnStatus::Served)
+            .filter(|(owner, _)| self.maintainers(owner, d).contains(author))
+            .map(|(owner, _)| *owner)
+            .collect()
+    }
+
+    /// Every hosted repository of identifier `d` that exists now.
+    pub(crate) fn repos(&self, d: &str) -> Vec<RepoId> {
+        self.announcements(d)
+            .filter(|(_, a)| a.hosted && a.status != AnnStatus::SoftExpired)
+            .map(|(owner, _)| RepoId::new(*owner, d))
+            .collect()
+    }
+
+    pub(crate) fn state(&self, author: &PublicKey, d: &str) -> Option<&StateInfo> {
+        self.states.get(d)?.get(author)
+    }
+
+    pub(crate) fn put_state(&mut self, author: PublicKey, d: &str, info: StateInfo) {
+        self.states
+            .entry(d.to_owned())
+            .or_default()
+            .insert(author, info);
+    }
+
+    pub(crate) fn remove_state(&mut self, author: &PublicKey, d: &str) -> Option<StateInfo> {
+        let m = self.states.get_mut(d)?;
+        let out = m.remove(author);
+        if m.is_empty() {
+            self.states.remove(d);
+        }
+        out
+    }
+
+    /// The authoritative stored state for a repository: the newest state with refs among
+    /// the latest states of its maintainer set.
+    pub(crate) fn authoritative(&self, repo: &RepoId) -> Option<&StateInfo> {
+        let set = self.maintainers(&repo.owner, &repo.d);
+        self.states
+            .get(&repo.d)?
+            .iter()
+            .filter(|(pk, s)| set.contains(pk) && s.refs.has_refs() && !s.refs.malformed)
+            .map(|(_, s)| s)
+            .max_by_key(|s| s.order_key())
+    }
+
+    /// Stored states by maintainers of the repository (the candidates a push may align with).
+    pub(crate) fn authorized_states(&self, repo: &RepoId) -> Vec<&StateInfo> {
+        let set = self.maintainers(&repo.owner, &repo.d);
+        self.states
+            .get(&repo.d)
+            .into_iter()
+            .flatten()
+            .filter(|(pk, _)| set.contains(pk))
+            .map(|(_, s)| s)
+            .collect()
+    }
+
+    /// The identifier and kind of `author`'s indexed announcement or state with this id.
+    pub(crate) fn find_by_id(
+        &self,
+        author: &PublicKey,
+        id: &EventId,
+    ) -> Option<(String, nostr::prelude::Kind)> {
+        let ann = self
+            .anns
+            .iter()
+            .find(|(_, m)| m.get(author).is_some_and(|a| a.id == *id));
+        if let Some((d, _)) = ann {
+            return Some((d.clone(), nostr::prelude::Kind::GitRepoAnnouncement));
+        }
+        let st = self
+            .states
+            .iter()
+            .find(|(_, m)| m.get(author).is_some_and(|s| s.id == *id));
+        st.map(|(d, _)| (d.clone(), nostr::prelude::Kind::RepoState))
+    }
+
+    /// Number of announcements by status, for metrics.
+    pub(crate) fn count(&self, status: AnnStatus) -> usize {
+        self.anns
+            .values()
+            .flat_map(|m| m.values())
+            .filter(|a| a.status == status)
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nostr::prelude::Keys;
+
+    fn pk(n: u8) -> PublicKey {
+        Keys::parse(&format!("{:064x}", u64::from(n) + 1))
+            .unwrap()
+            .public_key()
+    }
+
+    fn ann(maintainers: Vec<PublicKey>) -> AnnInfo {
+        AnnInfo {
+            id: EventId::from_slice(&[1; 32]).unwrap(),
+            created_at: Timestamp::from_secs(1),
+            maintainers,
+            clone: vec![],
+            hosted: true,
+            status: AnnStatus::Served,
+        }
+    }
+
+    #[test]
+    fn recursive_cycle_safe_maintainers() {
+        let mut idx = RepoIndex::default();
+        idx.put_announcement(pk(0), "x", ann(vec![pk(1)]));
+        idx.put_announcement(pk(1), "x", ann(vec![pk(2)]));
+        idx.put_announcement(pk(2), "x", ann(vec![pk(1), pk(0)]));
+        let set = idx.maintainers(&pk(0), "x");
+        assert_eq!(set, BTreeSet::from([pk(0), pk(1), pk(2)]));
+        // another d is unrelated
+        assert_eq!(idx.maintainers(&pk(0), "y"), BTreeSet::from([pk(0)]));
+    }
+}

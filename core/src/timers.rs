@@ -1,0 +1,95 @@
+//! Deadlines, keyed: the one place every engine timer lives.
+//!
+//! Each key has at most one deadline; the earliest is found in O(log n). This is the
+//! expiring-map pattern: a `BTreeMap<Key, Time>` plus a `BTreeSet<(Time, Key)>` index.
+
+use crate::time::Time;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Keyed deadlines.
+#[derive(Debug)]
+pub(crate) struct Timers<K: Ord + Clone> {
+    by_key: BTreeMap<K, Time>,
+    by_time: BTreeSet<(Time, K)>,
+}
+
+impl<K: Ord + Clone> Default for Timers<K> {
+    fn default() -> Self {
+        Timers {
+            by_key: BTreeMap::new(),
+            by_time: BTreeSet::new(),
+        }
+    }
+}
+
+impl<K: Ord + Clone> Timers<K> {
+    /// Sets (or moves) the deadline of `key`.
+    pub(crate) fn set(&mut self, key: K, at: Time) {
+        if let Some(old) = self.by_key.insert(key.clone(), at) {
+            self.by_time.remove(&(old, key.clone()));
+        }
+        self.by_time.insert((at, key));
+    }
+
+    /// Moves the deadline of `key` earlier only (or sets it if unset).
+    pub(crate) fn set_earlier(&mut self, key: K, at: Time) {
+        match self.by_key.get(&key) {
+            Some(old) if *old <= at => {}
+            _ => self.set(key, at),
+        }
+    }
+
+    /// Removes the deadline of `key`.
+    pub(crate) fn cancel(&mut self, key: &K) {
+        if let Some(old) = self.by_key.remove(key) {
+            self.by_time.remove(&(old, key.clone()));
+        }
+    }
+
+    /// The deadline of `key`.
+    pub(crate) fn get(&self, key: &K) -> Option<Time> {
+        self.by_key.get(key).copied()
+    }
+
+    /// The earliest deadline.
+    pub(crate) fn next(&self) -> Option<Time> {
+        self.by_time.first().map(|(t, _)| *t)
+    }
+
+    /// Removes and returns the earliest key due at `now`, if any.
+    pub(crate) fn pop_due(&mut self, now: Time) -> Option<K> {
+        let (t, _) = self.by_time.first()?;
+        if *t > now {
+            return None;
+        }
+        let (_, k) = self.by_time.pop_first()?;
+        self.by_key.remove(&k);
+        Some(k)
+    }
+
+    /// Number of armed deadlines.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.by_key.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn earliest_first_and_moves() {
+        let mut t = Timers::default();
+        t.set("a", Time::from_millis(10));
+        t.set("b", Time::from_millis(5));
+        t.set("a", Time::from_millis(1));
+        t.set_earlier("b", Time::from_millis(50));
+        assert_eq!(t.next(), Some(Time::from_millis(1)));
+        assert_eq!(t.pop_due(Time::from_millis(0)), None);
+        assert_eq!(t.pop_due(Time::from_millis(5)), Some("a"));
+        assert_eq!(t.pop_due(Time::from_millis(5)), Some("b"));
+        assert_eq!(t.pop_due(Time::from_millis(100)), None);
+        assert_eq!(t.len(), 0);
+    }
+}

@@ -1,0 +1,634 @@
+//! Event verdicts: what to do with each incoming event, by kind (BEHAVIOR.md §1–2).
+
+use crate::effect::{Effect, ReplyToken, ServePath};
+use crate::engine::{Engine, PURGATORY_MESSAGE, PendingCheck, TimerKey};
+use crate::event::{self, Announcement, Origin, PullRequest, StateRefs};
+use crate::purgatory::{Entry, Waiting};
+use crate::repo::{RepoId, is_safe_identifier, npub};
+use crate::repo_index::{AnnInfo, AnnStatus, StateInfo};
+use nostr::prelude::{Coordinate, Event, Timestamp};
+
+impl Engine {
+    pub(crate) fn decide_event(
+        &mut self,
+        token: ReplyToken,
+        e: Event,
+        origin: Origin,
+        received_at: Timestamp,
+    ) {
+        let id = e.id;
+        if let Some(why) = self.curation_refusal_for_author(&e) {
+            return self.reply(token, id, false, why);
+        }
+        let skew = self.config.max_future_skew.as_secs();
+        if e.created_at.as_secs() > received_at.as_secs().saturating_add(skew) {
+            return self.reply(
+                token,
+                id,
+                false,
+                "invalid: created_at is too far in the future",
+            );
+        }
+        if self.related.is_deleted(&e) {
+            return self.reply(
+                token,
+                id,
+                false,
+                "invalid: this event was deleted by its author",
+            );
+        }
+        if self.purgatory.contains(&id) {
+            return self.reply(token, id, true, "duplicate: in purgatory");
+        }
+        if self.related.is_accepted(&id) {
+            return self.reply(token, id, true, "duplicate: already have this event");
+        }
+        if origin == Origin::Sync && self.purgatory.expired.contains_key(&id) {
+            return self.reply(
+                token,
+                id,
+                false,
+                "invalid: previously expired from purgatory without its git data",
+            );
+        }
+        match e.kind {
+            k if k == event::ANNOUNCEMENT => self.on_announcement(token, e, origin),
+            k if k == event::STATE => self.on_state(token, e, origin),
+            k if k == event::PULL_REQUEST || k == event::PULL_REQUEST_UPDATE => {
+                match PullRequest::parse(&e) {
+                    Some(pr) if self.tags_known_repo(&pr) => {
+                        self.on_pull_request(token, e, origin, pr)
+                    }
+                    _ => self.on_related(token, e),
+                }
+            }
+            k if k == event::DELETION => self.on_deletion(token, e),
+            _ => self.on_related(token, e),
+        }
+    }
+
+    fn curation_refusal_for_author(&self, e: &Event) -> Option<String> {
+        let c = &self.config.curation;
+        if c.deny_pubkeys.contains(&e.pubkey) {
+            return Some("blocked: this pubkey is not allowed on this server".into());
+        }
+        None
+    }
+
+    fn curation_refusal_for_repo(
+        &self,
+        owner: &nostr::prelude::PublicKey,
+        d: &str,
+    ) -> Option<String> {
+        let c = &self.config.curation;
+        if !c.allow_pubkeys.is_empty() && !c.allow_pubkeys.contains(owner) {
+            return Some("blocked: this server only hosts repositories of listed pubkeys".into());
+        }
+        if c.deny_identifiers.contains(d)
+            || (!c.allow_identifiers.is_empty() && !c.allow_identifiers.contains(d))
+        {
+            return Some(format!(
+                "blocked: repository identifier '{d}' is not hosted on this server"
+            ));
+        }
+        None
+    }
+
+    /// `rate-limited:` when one more purgatory entry for this author or identifier would
+    /// exceed a cap.
+    fn purgatory_cap_refusal(&self, author: &nostr::prelude::PublicKey, d: &str) -> Option<String> {
+        let l = &self.config.limits;
+        if self.purgatory.len() >= l.purgatory_total {
+            return Some(format!(
+                "rate-limited: purgatory is full ({} entries)",
+                l.purgatory_total
+            ));
+        }
+        if self.purgatory.count_author(author) >= l.purgatory_per_author {
+            return Some(format!(
+                "rate-limited: too many of your events wait for git data (limit {})",
+                l.purgatory_per_author
+            ));
+        }
+        if self.purgatory.count_identifier(d) >= l.purgatory_per_identifier {
+            return Some(format!(
+                "rate-limited: too many events wait for git data of '{d}' (limit {})",
+                l.purgatory_per_identifier
+            ));
+        }
+        None
+    }
+
+    /// The clone URL this server expects in an announcement of `(owner, d)`.
+    pub(crate) fn our_clone_url(&self, owner: &nostr::prelude::PublicKey, d: &str) -> String {
+        let base = self.config.public_url.as_str().trim_end_matches('/');
+        format!("{base}/{}/{d}.git", npub(owner))
+    }
+
+    /// The relay URL this server expects in announcements.
+    pub(crate) fn our_relay_url(&self) -> String {
+        let mut u = self.config.public_url.clone();
+        let scheme = if u.scheme() == "https" { "wss" } else { "ws" };
+        let _ = u.set_scheme(scheme);
+        u.as_str().trim_end_matches('/').to_owned()
+    }
+
+    pub(crate) fn lists_our_clone_url(
+        &self,
+        a: &Announcement,
+        owner: &nostr::prelude::PublicKey,
+    ) -> bool {
+        let want_path = format!(
+            "{}/{}/{}.git",
+            self.config.public_url.path().trim_end_matches('/'),
+            npub(owner),
+            a.d
+        );
+        a.clone
+            .iter()
+            .filter_map(|u| url::Url::parse(u).ok())
+            .any(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && crate::config::authority_of(&u).as_deref() == Some(self.authority.as_str())
+                    && u.path().trim_end_matches('/') == want_path
+            })
+    }
+
+    pub(crate) fn lists_our_relay(&self, a: &Announcement) -> bool {
+        let base = self.config.public_url.path().trim_end_matches('/');
+        a.relays
+            .iter()
+            .filter_map(|u| url::Url::parse(u).ok())
+            .any(|u| {
+                matches!(u.scheme(), "ws" | "wss")
+                    && crate::config::authority_of(&u).as_deref() == Some(self.authority.as_str())
+                    && u.path().trim_end_matches('/') == base
+            })
+    }
+
+    fn on_announcement(&mut self, token: ReplyToken, e: Event, origin: Origin) {
+        let id = e.id;
+        let owner = e.pubkey;
+        let Some(a) = Announcement::parse(&e) else {
+            return self.reply(
+                token,
+                id,
+                false,
+                "invalid: repository announcement has no d tag",
+            );
+        };
+        let d = a.d.clone();
+        if !is_safe_identifier(&d) {
+            return self.reply(
+                token,
+                id,
+                false,
+                format!("invalid: identifier '{d}' cannot name a repository"),
+            );
+        }
+        if let Some(why) = self.curation_refusal_for_repo(&owner, &d) {
+            return self.reply(token, id, false, why);
+        }
+        let existing = self.repos.announcement(&owner, &d).cloned();
+        if let Some(ex) = &existing {
+            if (ex.created_at, ex.id) >= (e.created_at, e.id) {
+                return self.reply(
+                    token,
+                    id,
+                    true,
+                    "duplicate: a newer version of this announcement is already here",
+                );
+            }
+        }
+        let clone_ok = self.lists_our_clone_url(&a, &owner);
+        let relay_ok = self.lists_our_relay(&a);
+        let info = |hosted: bool, status: AnnStatus| AnnInfo {
+            id,
+            created_at: e.created_at,
+            maintainers: a.maintainers.clone(),
+            clone: a.clone.clone(),
+            hosted,
+            status,
+        };
+        if clone_ok && relay_ok {
+            match existing.as_ref().map(|x| (x.status, x.hosted)) {
+                Some((AnnStatus::Served, hosted)) => {
+                    if !hosted {
+                        self.emit(Effect::CreateRepo {
+                            repo: RepoId::new(owner, &d),
+                        });
+                    }
+                    self.repos
+                        .put_announcement(owner, &d, info(true, AnnStatus::Served));
+                    self.related.accept(&e);
+                    self.store(e, ServePath::Direct);
+                    self.reply(token, id, true, "");
+                    self.check_governed_repos(&d);
+                }
+                Some((status, _)) => {
+                    // A replacement of a waiting announcement: it takes the old one's place
+                    // and restarts the timer.
+                    if let Some(old) = self
+                        .purgatory
+                        .announcement_of(&owner, &d)
+                        .map(|x| x.event.id)
+                    {
+                        self.drop_entry(&old);
+                    }
+                    if status == AnnStatus::SoftExpired {
+                        self.emit(Effect::CreateRepo {
+                            repo: RepoId::new(owner, &d),
+                        });
+                    }
+                    self.repos
+                        .put_announcement(owner, &d, info(true, AnnStatus::Purgatory));
+                    self.enter_purgatory(e, d.clone(), Waiting::Announcement, origin, None);
+                    self.reply(token, id, true, PURGATORY_MESSAGE);
+                    self.check_governed_repos(&d);
+                }
+                None => {
+                    let cap = self.config.limits.repos_per_author;
+                    if self.repos.hosted_count(&owner) >= cap {
+                        return self.reply(
+                            token,
+                            id,
+                            false,
+                            format!("rate-limited: you already host {cap} repositories here"),
+                        );
+                    }
+                    if let Some(why) = self.purgatory_cap_refusal(&owner, &d) {
+                        return self.reply(token, id, false, why);
+                    }
+                    self.emit(Effect::CreateRepo {
+                        repo: RepoId::new(owner, &d),
+                    });
+                    self.repos
+                        .put_announcement(owner, &d, info(true, AnnStatus::Purgatory));
+                    self.enter_purgatory(e, d.clone(), Waiting::Announcement, origin, None);
+                    self.reply(token, id, true, PURGATORY_MESSAGE);
+                    self.check_governed_repos(&d);
+                }
+            }
+            return;
+        }
+        // It does not list us: accepted only from a maintainer of another owner's repo.
+        let maintainer_elsewhere = self
+            .repos
+            .announcements(&d)
+            .any(|(o, _)| *o != owner && self.repos.maintainers(o, &d).contains(&owner));
+        let was_waiting = existing
+            .as_ref()
+            .is_some_and(|x| x.status != AnnStatus::Served);
+        if was_waiting || existing.as_ref().is_some_and(|x| x.hosted) {
+            self.withdraw(&owner, &d);
+        }
+        if maintainer_elsewhere {
+            self.repos
+                .put_announcement(owner, &d, info(false, AnnStatus::Served));
+            self.related.accept(&e);
+            self.store(e, ServePath::Direct);
+            return self.reply(token, id, true, "");
+        }
+        let missing = match (clone_ok, relay_ok) {
+            (false, false) => format!(
+                "its clone tag ({}) and its relays tag ({})",
+                self.our_clone_url(&owner, &d),
+                self.our_relay_url()
+            ),
+            (false, true) => format!("its clone tag ({})", self.our_clone_url(&owner, &d)),
+            _ => format!("its relays tag ({})", self.our_relay_url()),
+        };
+        self.reply(
+            token,
+            id,
+            false,
+            format!("blocked: announcement must list this server in {missing}"),
+        );
+    }
+
+    /// Takes `(owner, d)` out of hosting: a replacement no longer lists us.
+    fn withdraw(&mut self, owner: &nostr::prelude::PublicKey, d: &str) {
+        if let Some(old) = self.purgatory.announcement_of(owner, d).map(|x| x.event.id) {
+            self.drop_entry(&old);
+        }
+        if let Some(a) = self.repos.remove_announcement(owner, d) {
+            if a.hosted && a.status != AnnStatus::SoftExpired {
+                self.emit(Effect::DeleteRepo {
+                    repo: RepoId::new(*owner, d),
+                });
+            }
+            self.related
+                .drop_coordinate(&Coordinate::new(event::ANNOUNCEMENT, *owner).identifier(d));
+        }
+    }
+
+    fn on_state(&mut self, token: ReplyToken, e: Event, origin: Origin) {
+        let id = e.id;
+        let author = e.pubkey;
+        let Some(d) = event::identifier(&e).map(str::to_owned) else {
+            return self.reply(token, id, false, "invalid: repository state has no d tag");
+        };
+        if !self.repos.is_any_maintainer(&author, &d) {
+            let why = if self.repos.announcements(&d).next().is_none() {
+                format!("blocked: no announcement of repository '{d}' is hosted here")
+            } else {
+                format!("blocked: you are not a maintainer of any announcement of '{d}' here")
+            };
+            return self.reply(token, id, false, why);
+        }
+        let key = (e.created_at, e.id);
+        if self
+            .repos
+            .state(&author, &d)
+            .is_some_and(|s| s.order_key() >= key)
+        {
+            return self.reply(
+                token,
+                id,
+                true,
+                "duplicate: a newer state of yours is already stored",
+            );
+        }
+        if let Some(p) = self.purgatory.state_of(&author, &d) {
+            if (p.event.created_at, p.event.id) > key {
+                return self.reply(
+                    token,
+                    id,
+                    true,
+                    "duplicate: a newer state of yours is waiting",
+                );
+            }
+        }
+        let refs = StateRefs::parse(&e);
+        if refs.has_refs() {
+            if let Some(why) = self.purgatory_cap_refusal(&author, &d) {
+                return self.reply(token, id, false, why);
+            }
+        }
+        if let Some(old) = self.purgatory.state_of(&author, &d).map(|p| p.event.id) {
+            self.drop_entry(&old);
+        }
+        for owner in self.repos.waiting_owners(&author, &d) {
+            self.refresh_announcement(&owner, &d);
+        }
+        if !refs.has_refs() {
+            // Its author stopped tracking state: stored, authoritative for nothing.
+            self.repos.put_state(
+                author,
+                &d,
+                StateInfo {
+                    id,
+                    author,
+                    created_at: e.created_at,
+                    refs,
+                },
+            );
+            self.related.accept(&e);
+            self.store(e, ServePath::Direct);
+            return self.reply(token, id, true, "");
+        }
+        let malformed = refs.malformed;
+        let oids = refs.oids();
+        self.enter_purgatory(e, d.clone(), Waiting::State(refs), origin, Some(token));
+        if malformed {
+            return self.finalize_waiting(&id);
+        }
+        self.check_objects(&d, oids, Some(id));
+    }
+
+    /// Restarts a waiting announcement's timer (reviving a soft-expired one).
+    pub(crate) fn refresh_announcement(&mut self, owner: &nostr::prelude::PublicKey, d: &str) {
+        let Some(aid) = self.purgatory.announcement_of(owner, d).map(|x| x.event.id) else {
+            return;
+        };
+        if self
+            .repos
+            .announcement(owner, d)
+            .is_some_and(|a| a.status == AnnStatus::SoftExpired)
+        {
+            self.emit(Effect::CreateRepo {
+                repo: RepoId::new(*owner, d),
+            });
+        }
+        if let Some(a) = self.repos.announcement_mut(owner, d) {
+            a.status = AnnStatus::Purgatory;
+        }
+        let deadline = self.now.plus(self.config.purgatory_expiry);
+        let Some(entry) = self.purgatory.get_mut(&aid) else {
+            return;
+        };
+        entry.deadline = deadline;
+        entry.forget_at = None;
+        let record = entry.persisted.then(|| entry.record());
+        self.timers.set(TimerKey::Entry(aid), deadline);
+        if let Some(record) = record {
+            self.emit(Effect::Persist { record });
+        }
+    }
+
+    fn tags_known_repo(&self, pr: &PullRequest) -> bool {
+        pr.repos.iter().any(|c| {
+            self.repos
+                .announcement(&c.public_key, &c.identifier)
+                .is_some()
+        })
+    }
+
+    fn on_pull_request(&mut self, token: ReplyToken, e: Event, origin: Origin, pr: PullRequest) {
+        let id = e.id;
+        let Some(d) = pr
+            .repos
+            .iter()
+            .find(|c| {
+                self.repos
+                    .announcement(&c.public_key, &c.identifier)
+                    .is_some()
+            })
+            .map(|c| c.identifier.clone())
+        else {
+            return self.on_related(token, e);
+        };
+        if let Some(why) = self.purgatory_cap_refusal(&e.pubkey, &d) {
+            return self.reply(token, id, false, why);
+        }
+        let hosted = self.pr_repos(&pr.repos);
+        // A git-first placeholder: the right tip becomes the PR's; a wrong one is deleted
+        // at once and the PR waits.
+        for repo in &hosted {
+            let Some(ph) = self.purgatory.placeholders.remove(&(repo.clone(), id)) else {
+                continue;
+            };
+            self.timers.cancel(&TimerKey::Placeholder(repo.clone(), id));
+            self.emit(Effect::Forget {
+                key: crate::journal::JournalKey::Placeholder(repo.clone(), id),
+            });
+            if pr.tip != Ok(ph.oid) {
+                self.emit(Effect::SetRef {
+                    repo: repo.clone(),
+                    name: format!("refs/nostr/{}", id.to_hex()),
+                    target: None,
+                });
+            }
+        }
+        let tip = pr.tip.clone();
+        self.enter_purgatory(
+            e,
+            d.clone(),
+            Waiting::Pr {
+                tip: pr.tip,
+                repos: pr.repos,
+                clone: pr.clone,
+            },
+            origin,
+            Some(token),
+        );
+        match tip {
+            Ok(oid) if !hosted.is_empty() => self.check_objects(&d, vec![oid], Some(id)),
+            _ => self.finalize_waiting(&id),
+        }
+    }
+
+    /// Every hosted repository of the repositories a pull request tags: the owners in the
+    /// maintainer set of each tagged announcement.
+    pub(crate) fn pr_repos(&self, tagged: &[Coordinate]) -> Vec<RepoId> {
+        let mut out: Vec<RepoId> = tagged
+            .iter()
+            .flat_map(|c| {
+                let set = self.repos.maintainers(&c.public_key, &c.identifier);
+                self.repos
+                    .repos(&c.identifier)
+                    .into_iter()
+                    .filter(move |r| set.contains(&r.owner))
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn on_related(&mut self, token: ReplyToken, e: Event) {
+        let id = e.id;
+        if !self.related.is_related(&e) {
+            return self.reply(
+                token,
+                id,
+                false,
+                "blocked: event does not reference a repository or event hosted here",
+            );
+        }
+        if matches!(e.kind, k if k == event::PULL_REQUEST || k == event::PULL_REQUEST_UPDATE) {
+            if let Some(Ok(tip)) = PullRequest::parse(&e).map(|p| p.tip) {
+                self.pr_tips.insert(id, tip);
+            }
+        }
+        self.related.accept(&e);
+        self.store(e, ServePath::Direct);
+        self.reply(token, id, true, "");
+    }
+
+    /// Puts an event into purgatory (not yet journalled if its verdict waits on a check).
+    pub(crate) fn enter_purgatory(
+        &mut self,
+        e: Event,
+        d: String,
+        what: Waiting,
+        origin: Origin,
+        reply: Option<ReplyToken>,
+    ) {
+        let id = e.id;
+        let deadline = self.now.plus(self.config.purgatory_expiry);
+        self.related.accept(&e);
+        self.purgatory.expired.remove(&id);
+        let entry = Entry {
+            event: e,
+            d,
+            what,
+            origin,
+            arrived: self.now,
+            deadline,
+            forget_at: None,
+            persisted: false,
+            reply,
+        };
+        let persist_now = entry.reply.is_none();
+        self.purgatory.insert(entry);
+        self.timers.set(TimerKey::Entry(id), deadline);
+        self.counters.entered_purgatory += 1;
+        if persist_now {
+            self.persist_entry(&id);
+        }
+    }
+
+    pub(crate) fn persist_entry(&mut self, id: &nostr::prelude::EventId) {
+        if let Some(entry) = self.purgatory.get_mut(id) {
+            entry.persisted = true;
+            let record = entry.record();
+            self.emit(Effect::Persist { record });
+        }
+    }
+
+    /// The verdict of an event that waited for a check and is still waiting: journal it,
+    /// acknowledge it, and schedule the hunt for its data.
+    pub(crate) fn finalize_waiting(&mut self, id: &nostr::prelude::EventId) {
+        let Some(entry) = self.purgatory.get_mut(id) else {
+            return;
+        };
+        let Some(token) = entry.reply.take() else {
+            return;
+        };
+        let (d, origin) = (entry.d.clone(), entry.origin);
+        self.persist_entry(id);
+        self.reply(token, *id, true, PURGATORY_MESSAGE);
+        self.schedule_sync(&d, origin);
+    }
+
+    /// Asks which of `oids` exist in the repositories of `d`; the answer runs the release
+    /// path and, for `event`, sends its verdict.
+    pub(crate) fn check_objects(
+        &mut self,
+        d: &str,
+        oids: Vec<crate::oid::Oid>,
+        event: Option<nostr::prelude::EventId>,
+    ) {
+        let repos = self.repos.repos(d);
+        if repos.is_empty() || oids.is_empty() {
+            if let Some(id) = event {
+                self.finalize_waiting(&id);
+            }
+            return;
+        }
+        let check = self.next_check();
+        self.checks.insert(
+            check,
+            PendingCheck {
+                d: d.to_owned(),
+                event,
+            },
+        );
+        self.emit(Effect::CheckObjects { check, repos, oids });
+    }
+
+    /// After an announcement appears or changes, its repository may already be governed by
+    /// a stored state whose data is here: check, and let the release path align it.
+    fn check_governed_repos(&mut self, d: &str) {
+        let oids = self.needs(d);
+        if !oids.is_empty() {
+            self.check_objects(d, oids.into_iter().collect(), None);
+        }
+    }
+
+    /// Removes a purgatory entry that was superseded, withdrawn or deleted.
+    pub(crate) fn drop_entry(&mut self, id: &nostr::prelude::EventId) {
+        if let Some(entry) = self.purgatory.remove(id) {
+            self.timers.cancel(&TimerKey::Entry(*id));
+            if entry.persisted {
+                self.emit(Effect::Forget {
+                    key: crate::journal::JournalKey::Waiting(*id),
+                });
+            }
+            if let Some(token) = entry.reply {
+                self.reply(token, *id, false, "invalid: superseded before a verdict");
+            }
+        }
+    }
+}
