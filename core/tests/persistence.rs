@@ -1,0 +1,205 @@
+//! Scenarios "Persistence and hostile input" that the engine decides: hydration keeps
+//! purgatory with its original deadlines; downtime counts; hostile URLs are refused.
+
+mod support;
+
+use grasp_core::nostr::prelude::Keys;
+use grasp_core::*;
+use std::time::Duration;
+use support::*;
+
+fn config() -> Config {
+    Config::new(OUR.parse().unwrap())
+}
+
+#[test]
+fn restart_keeps_purgatory() {
+    let mut h = Harness::new();
+    let (owner, m) = (key(1), key(2));
+    let ann = announcement(&owner, "r", 10, &[], &[&m]);
+    h.send(&ann);
+    let states = [
+        state(&owner, "r", 11, &[("refs/heads/main", oid(1))], None),
+        state(&m, "r", 12, &[("refs/heads/main", oid(1))], None),
+    ];
+    for st in &states {
+        assert_ok(h.send(st), true, PURGATORY);
+    }
+    let other = key(3);
+    h.send(&announcement(&other, "o", 10, &[], &[]));
+    let st3 = state(&other, "o", 11, &[("refs/heads/main", oid(3))], None);
+    h.send(&st3);
+    // Two PRs need an accepted repo: serve "o" first.
+    let mut waiting_before = h.engine.purgatory_view();
+    h.advance(mins(10));
+    let deadlines: Vec<(String, Time)> = waiting_before
+        .drain(..)
+        .map(|w| (w.id.to_hex(), w.deadline))
+        .collect();
+    h.restart(config());
+    let after = h.engine.purgatory_view();
+    for (id, deadline) in &deadlines {
+        let w = after
+            .iter()
+            .find(|w| &w.id.to_hex() == id)
+            .unwrap_or_else(|| panic!("{id} lost on restart"));
+        assert_eq!(w.deadline, *deadline, "the original deadline is kept");
+    }
+    assert!(
+        h.push(&repo(&owner, "r"), &[("refs/heads/main", Some(oid(1)))])
+            .is_accepted()
+    );
+    assert!(
+        h.is_stored(&ann.id) && states.iter().all(|s| h.is_stored(&s.id)),
+        "a push releases them"
+    );
+    assert!(h.engine.is_waiting(&st3.id));
+}
+
+#[test]
+fn restart_keeps_prs_and_placeholders() {
+    let mut h = Harness::new();
+    let owner = key(1);
+    h.send(&announcement(&owner, "r", 10, &[], &[]));
+    h.send(&state(
+        &owner,
+        "r",
+        11,
+        &[("refs/heads/main", oid(1))],
+        None,
+    ));
+    let r = repo(&owner, "r");
+    h.push(&r, &[("refs/heads/main", Some(oid(1)))]);
+    let pr1 = pull_request(&key(5), &owner, "r", 20, &oid(7).to_string(), &[]);
+    let pr2 = pull_request(&key(6), &owner, "r", 21, &oid(8).to_string(), &[]);
+    h.send(&pr1);
+    h.send(&pr2);
+    let early = pull_request(&key(5), &owner, "r", 22, &oid(9).to_string(), &[]);
+    h.push(
+        &r,
+        &[(&format!("refs/nostr/{}", early.id.to_hex()), Some(oid(9)))],
+    );
+    h.restart(config());
+    assert!(h.engine.is_waiting(&pr1.id) && h.engine.is_waiting(&pr2.id));
+    h.push(
+        &r,
+        &[(&format!("refs/nostr/{}", pr1.id.to_hex()), Some(oid(7)))],
+    );
+    assert!(h.is_stored(&pr1.id));
+    assert_ok(h.send(&early), true, "");
+    assert!(
+        h.is_stored(&early.id),
+        "the placeholder survived the restart"
+    );
+}
+
+#[test]
+fn downtime_counts() {
+    let mut h = Harness::new();
+    let owner = key(1);
+    h.send(&announcement(&owner, "r", 10, &[], &[]));
+    let st = state(&owner, "r", 11, &[("refs/heads/main", oid(1))], None);
+    h.send(&st);
+    h.advance(mins(25));
+    // Down for 10 minutes: the driver's clock keeps running.
+    h.now = h.now.plus(mins(10));
+    h.restart(config());
+    assert!(
+        !h.engine.is_waiting(&st.id),
+        "expired on restart, not given a fresh 30 min"
+    );
+    assert!(
+        h.journal
+            .keys()
+            .any(|k| k == &format!("x:{}", st.id.to_hex()))
+    );
+}
+
+#[test]
+fn released_before_crash_is_forgotten_on_restart() {
+    let mut h = Harness::new();
+    let owner = key(1);
+    let ann = announcement(&owner, "r", 10, &[], &[]);
+    h.send(&ann);
+    // The store has the event but the journal still has it (crash between the two).
+    let record = h.journal.values().next().unwrap().clone();
+    h.stored.push((ann.clone(), ServePath::Push));
+    h.restart(config());
+    assert!(!h.engine.is_waiting(&ann.id));
+    assert!(
+        !h.journal.values().any(|r| r == &record),
+        "the stale record is forgotten"
+    );
+}
+
+#[test]
+fn push_before_crash_released_on_restart() {
+    // git wrote the push, the daemon died before the engine heard of it: on restart the
+    // objects are found by the hydration check.
+    let mut h = Harness::new();
+    let owner = key(1);
+    h.send(&announcement(&owner, "r", 10, &[], &[]));
+    let st = state(&owner, "r", 11, &[("refs/heads/main", oid(1))], None);
+    h.send(&st);
+    let r = repo(&owner, "r");
+    h.objects.get_mut(&r).unwrap().insert(oid(1));
+    h.restart(config());
+    assert!(h.is_stored(&st.id));
+}
+
+#[test]
+fn clone_url_scheme_guard() {
+    let mut h = Harness::new();
+    let owner: Keys = key(1);
+    let bad = [
+        "file:///etc/passwd",
+        "ext::sh -c id",
+        "ssh://git@host/r.git",
+        "git://host/r.git",
+        "https://user:pw@host.example/r.git",
+    ];
+    let ann = announcement(&owner, "r", 10, &bad, &[]);
+    h.send(&ann);
+    h.send_from(
+        &state(&owner, "r", 11, &[("refs/heads/main", oid(1))], None),
+        Origin::Sync,
+    );
+    h.advance(Duration::from_millis(500));
+    assert!(
+        h.remote.is_empty(),
+        "nothing hostile is fetched: {:?}",
+        h.remote
+    );
+    let view = h.engine.sync_view();
+    for u in bad {
+        assert!(
+            view[0]
+                .urls
+                .iter()
+                .any(|(url, _, why)| url == u && why.starts_with("refused")),
+            "the reason for {u} is visible: {:?}",
+            view[0].urls
+        );
+    }
+}
+
+#[test]
+fn purgatory_caps_refuse_clearly() {
+    let mut c = config();
+    c.limits.purgatory_per_author = 2;
+    let mut h = Harness::with_config(c);
+    let owner = key(1);
+    assert_ok(
+        h.send(&announcement(&owner, "a", 10, &[], &[])),
+        true,
+        PURGATORY,
+    );
+    assert_ok(
+        h.send(&announcement(&owner, "b", 10, &[], &[])),
+        true,
+        PURGATORY,
+    );
+    let third = h.send(&announcement(&owner, "c", 10, &[], &[]));
+    assert_ok(third, false, "rate-limited:");
+    assert!(!h.objects.contains_key(&repo(&owner, "c")));
+}
