@@ -266,7 +266,7 @@ impl Harness {
                     }
                     let r = self.refs.entry(repo.clone()).or_default();
                     r.retain(|n, _| !is_branch_or_tag(n));
-                    r.extend(refs.into_iter());
+                    r.extend(refs);
                     if let Some(h) = head.filter(|h| r.contains_key(h)) {
                         self.heads.insert(repo, h);
                     }
