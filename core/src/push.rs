@@ -197,7 +197,13 @@ impl Engine {
             .filter(|(n, _)| is_branch_or_tag(n))
             .map(|(n, o)| (n.clone(), *o))
             .collect();
-        if let Some(state) = self.repos.authoritative(&repo).cloned() {
+        let moved_branches = updates.iter().any(|u| is_branch_or_tag(&u.name));
+        if let Some(state) = self
+            .repos
+            .authoritative(&repo)
+            .cloned()
+            .filter(|_| moved_branches)
+        {
             if state.refs.branches_and_tags() == branches {
                 let sources: BTreeMap<Oid, RepoId> = state
                     .refs

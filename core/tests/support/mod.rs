@@ -360,7 +360,63 @@ impl Harness {
         self.stored.iter().filter(|(e, _)| e.id == *id).count()
     }
 
-    /// Answers the oldest pending remote request for `url` with this server's refs.
+    /// Removes the pending request with this id.
+    pub fn take_request(&mut self, request: RequestId) -> Remote {
+        let i = self
+            .remote
+            .iter()
+            .position(|r| r.request() == request)
+            .expect("request is pending");
+        self.remote.remove(i)
+    }
+
+    /// Answers a pending request: a listing with the refs of `has`, or a fetch of what it
+    /// asked that `has` holds; `ok == false` fails it.
+    pub fn answer(&mut self, r: Remote, ok: bool, has: &[Oid]) {
+        let r = self.take_request(r.request());
+        if !ok {
+            let failure = Failure {
+                kind: FailureKind::NotOurRef,
+                detail: "test".into(),
+            };
+            return self.input(Input::RequestFailed {
+                request: r.request(),
+                failure,
+            });
+        }
+        match r {
+            Remote::ListRefs { request, .. } => {
+                let refs = has
+                    .iter()
+                    .map(|o| (format!("refs/heads/{o}"), *o))
+                    .collect();
+                self.input(Input::RefsListed { request, refs });
+            }
+            Remote::Fetch {
+                request,
+                into,
+                oids,
+                url,
+                ..
+            } => {
+                assert!(
+                    oids.iter().all(|o| has.contains(o)),
+                    "asked {url} for {oids:?}, which it never advertised"
+                );
+                self.objects
+                    .entry(into)
+                    .or_default()
+                    .extend(oids.iter().copied());
+                self.input(Input::Fetched {
+                    request,
+                    present: oids,
+                    bytes: 100,
+                });
+            }
+        }
+    }
+
+    /// Takes the oldest pending remote request for `url`.
     pub fn take_remote(&mut self, url: &str) -> Remote {
         let i = self
             .remote
