@@ -64,6 +64,9 @@ impl Engine {
     /// authorized now. Repeats until nothing more is released, since a released state can
     /// satisfy a waiting announcement.
     pub(crate) fn release_ready(&mut self, d: &str, path: ServePath) {
+        if !self.present.contains_key(d) {
+            return; // nothing needed is known present: nothing can be satisfied
+        }
         loop {
             let mut released = false;
             for id in self.purgatory.ids_of(d) {

@@ -1,0 +1,225 @@
+//! Engine throughput and memory with 1k, 10k and 100k purgatory entries.
+//!
+//! A bench binary rather than criterion: each phase mutates a large engine whose state
+//! cannot be rebuilt per iteration, so we time whole phases of many inputs and report
+//! inputs per second, plus resident memory per purgatory entry (Linux `/proc`).
+//! Run: `cargo bench -p grasp-core --bench engine` (`-- --quick` for 1k and 10k only).
+
+use grasp_core::nostr::prelude::*;
+use grasp_core::{Config, Effect, Engine, Input, JournalRecord, Oid, ReplyToken, Time, VerifiedEvent};
+use std::time::{Duration, Instant};
+
+const OUR: &str = "http://grasp.test";
+
+fn keys(n: u64) -> Keys {
+    Keys::parse(&format!("{:064x}", n + 1)).unwrap()
+}
+
+fn oid(n: u64) -> Oid {
+    Oid::parse(&format!("{n:040x}")).unwrap()
+}
+
+/// An event with a made-up id and signature: the engine never verifies (the runtime does),
+/// so a benchmark can fabricate events at memory speed.
+fn fake(pk: PublicKey, kind: Kind, created_at: u64, tags: Vec<Vec<String>>, n: u64) -> Event {
+    let mut id = [0u8; 32];
+    id[..8].copy_from_slice(&n.to_be_bytes());
+    id[8..16].copy_from_slice(&(kind.as_u16() as u64).to_be_bytes());
+    let sig = Signature::from_slice(&[7u8; 64]).unwrap();
+    let tags = Tags::from_list(tags.into_iter().map(|t| Tag::parse(t).unwrap()).collect());
+    Event::new(EventId::from_slice(&id).unwrap(), pk, Timestamp::from_secs(created_at), kind, tags, "", sig)
+}
+
+fn sv(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+struct World {
+    engine: Engine,
+    owners: Vec<Keys>,
+    now: Time,
+    ids: u64,
+}
+
+/// An engine with `n` waiting states over `n / 10` identifiers (each announced, served,
+/// with one remote), restored from journal records.
+fn world(n: usize) -> World {
+    let mut engine = Engine::new(Config::new(OUR.parse().unwrap()));
+    let owners: Vec<Keys> = (0..8).map(keys).collect();
+    let now = Time::from_millis(10_000_000);
+    let idents = (n / 10).max(1);
+    let mut ids = 0;
+    for i in 0..idents {
+        let owner = &owners[i % owners.len()];
+        let npub = grasp_core::npub(&owner.public_key());
+        let d = format!("repo{i}");
+        ids += 1;
+        let ann = fake(owner.public_key(), Kind::GitRepoAnnouncement, 10, vec![
+            sv(&["d", &d]),
+            vec!["clone".into(), format!("{OUR}/{npub}/{d}.git"), format!("https://remote{}.example/{d}.git", i % 20)],
+            sv(&["relays", "ws://grasp.test"]),
+            vec!["maintainers".into()].into_iter().chain(owners.iter().map(|k| k.public_key().to_hex())).collect(),
+        ], ids);
+        engine.handle_input(now, Input::Stored(VerifiedEvent::assume_verified(ann)));
+    }
+    for j in 0..n {
+        let i = j % idents;
+        let author = &owners[(j / idents) % owners.len()];
+        ids += 1;
+        let st = fake(author.public_key(), Kind::RepoState, 20 + j as u64, vec![
+            sv(&["d", &format!("repo{i}")]),
+            vec!["refs/heads/main".into(), oid(j as u64 + 1).to_string()],
+        ], ids);
+        let record = JournalRecord::Waiting {
+            event: st,
+            origin: grasp_core::Origin::Sync,
+            arrived: now,
+            deadline: now.plus(Duration::from_secs(1800)),
+            forget_at: None,
+        };
+        engine.handle_input(now, Input::Restore(record));
+    }
+    engine.handle_input(now, Input::Hydrated);
+    let mut w = World { engine, owners, now, ids };
+    w.drain();
+    w
+}
+
+impl World {
+    /// Drains effects, answering object checks with "not found"; returns the count.
+    fn drain(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(e) = self.engine.poll_effect() {
+            n += 1;
+            if let Effect::CheckObjects { check, .. } = e {
+                self.engine.handle_input(self.now, Input::ObjectsChecked { check, found: vec![] });
+            }
+        }
+        n
+    }
+}
+
+fn rss_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn rate(count: usize, t: Duration) -> String {
+    format!("{:>12.0}/s  ({:.2} µs each)", count as f64 / t.as_secs_f64(), t.as_secs_f64() * 1e6 / count as f64)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let sizes: &[usize] = if quick { &[1_000, 10_000] } else { &[1_000, 10_000, 100_000] };
+    println!("grasp-core engine benchmark (one core)");
+    for &n in sizes {
+        let before = rss_kib();
+        let mut w = world(n);
+        let after = rss_kib();
+        println!("\n== {n} purgatory entries ({} identifiers)", n / 10);
+        if let (Some(a), Some(b)) = (before, after) {
+            println!("memory       {:>8.0} bytes/entry resident, event bodies included", (b.saturating_sub(a) * 1024) as f64 / n as f64);
+        }
+        // 1. Related-event verdicts (issue on a hosted repo: accepted and stored).
+        let k = 50_000;
+        let events: Vec<Event> = (0..k)
+            .map(|i| {
+                let owner = &w.owners[i % w.owners.len()];
+                let d = format!("repo{}", i % (n / 10).max(1));
+                let coord = format!("30617:{}:{d}", owner.public_key().to_hex());
+                w.ids += 1;
+                fake(w.owners[0].public_key(), Kind::GitIssue, 100, vec![sv(&["a", &coord])], w.ids)
+            })
+            .collect();
+        let t = Instant::now();
+        for (i, e) in events.into_iter().enumerate() {
+            let token = ReplyToken(i as u64);
+            let event = VerifiedEvent::assume_verified(e);
+            let received_at = Timestamp::from_secs(2_000_000_000);
+            w.engine.handle_input(w.now, Input::Event { token, event, origin: grasp_core::Origin::Client, received_at });
+            while w.engine.poll_effect().is_some() {}
+        }
+        println!("verdict      {}", rate(k, t.elapsed()));
+        // 2. State verdicts: into purgatory, an object check, its answer (2 inputs each).
+        let k = 20_000;
+        let states: Vec<Event> = (0..k)
+            .map(|i| {
+                w.ids += 1;
+                let d = format!("repo{}", i % (n / 10).max(1));
+                fake(w.owners[i % 8].public_key(), Kind::RepoState, 5_000 + i as u64, vec![
+                    sv(&["d", &d]),
+                    vec!["refs/heads/main".into(), oid(900_000 + i as u64).to_string()],
+                ], w.ids)
+            })
+            .collect();
+        let t = Instant::now();
+        for (i, e) in states.into_iter().enumerate() {
+            let event = VerifiedEvent::assume_verified(e);
+            let received_at = Timestamp::from_secs(2_000_000_000);
+            w.engine.handle_input(w.now, Input::Event { token: ReplyToken(i as u64), event, origin: grasp_core::Origin::Client, received_at });
+            w.drain();
+        }
+        println!("state verdict{} (2 inputs)", rate(k, t.elapsed()));
+        // 3. Timeouts that do nothing (early or repeated calls).
+        let k = 1_000_000;
+        let t = Instant::now();
+        for _ in 0..k {
+            w.engine.handle_timeout(w.now);
+        }
+        println!("idle timeout {}", rate(k, t.elapsed()));
+        // 4. A whole sync round: attempts start, every ListRefs and Fetch is answered
+        //    (objects found), events are released. Counts every input.
+        w.now = w.now.plus(Duration::from_secs(200));
+        let t = Instant::now();
+        let mut inputs = 1;
+        w.engine.handle_timeout(w.now);
+        let mut pending: Vec<Effect> = Vec::new();
+        loop {
+            while let Some(e) = w.engine.poll_effect() {
+                pending.push(e);
+            }
+            if pending.is_empty() {
+                // Throttled work waits for a window to free: move time on.
+                match w.engine.poll_timeout() {
+                    Some(next) if next < w.now.plus(Duration::from_secs(1000)) => {
+                        w.now = w.now.max(next);
+                        w.engine.handle_timeout(w.now);
+                        inputs += 1;
+                        continue;
+                    }
+                    _ => break,
+                }
+            }
+            for e in std::mem::take(&mut pending) {
+                inputs += 1;
+                match e {
+                    Effect::ListRefs { request, url, .. } => {
+                        // The remote of repo{i} advertises the tips of that repo's states.
+                        let i: usize = url.rsplit('/').next().unwrap().trim_start_matches("repo").trim_end_matches(".git").parse().unwrap();
+                        let idents = (n / 10).max(1);
+                        let tips = (i..n).step_by(idents).map(|j| oid(j as u64 + 1));
+                        let more = (i..20_000).step_by(idents).map(|j| oid(900_000 + j as u64));
+                        let refs = tips.chain(more).map(|o| (format!("refs/heads/{o}"), o)).collect();
+                        w.engine.handle_input(w.now, Input::RefsListed { request, refs });
+                    }
+                    Effect::Fetch { request, oids, .. } => {
+                        w.engine.handle_input(w.now, Input::Fetched { request, present: oids, bytes: 0 });
+                    }
+                    Effect::CheckObjects { check, .. } => {
+                        w.engine.handle_input(w.now, Input::ObjectsChecked { check, found: vec![] });
+                    }
+                    _ => inputs -= 1,
+                }
+            }
+        }
+        let m = w.engine.metrics();
+        println!("sync inputs  {}  ({} released, {} attempts)", rate(inputs, t.elapsed()), m.counters.released_sync, m.counters.attempts);
+        // 5. Expiry: every remaining entry expires in one timeout.
+        let left = w.engine.purgatory_view().len();
+        w.now = w.now.plus(Duration::from_secs(3600));
+        let t = Instant::now();
+        w.engine.handle_timeout(w.now);
+        let effects = w.drain();
+        println!("expiry       {}  ({effects} effects)", rate(left.max(1), t.elapsed()));
+    }
+}
