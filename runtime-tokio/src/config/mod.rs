@@ -1,0 +1,324 @@
+//! Command-line and environment configuration of `graspd`.
+//!
+//! Every flag has an environment twin (`GRASPD_*`) so that the same binary can be
+//! configured by hand, by a systemd unit or by a container without a config file.
+//! Units: sizes accept binary suffixes (`256KiB`, `2GiB`) or plain bytes; durations are
+//! humantime strings (`500ms`, `20s`, `3m`, `30min`, `24h`). Lists accept commas or
+//! repeated flags.
+
+mod parse;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use nostr::prelude::{PublicKey, Url};
+
+pub use parse::{format_size, parse_duration, parse_pubkey, parse_size, parse_usize_size};
+
+/// The daemon's configuration, parsed from flags and `GRASPD_*` environment variables.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "graspd",
+    version,
+    about = "A GRASP server: a nostr relay and a git smart-HTTP server in one binary",
+    long_about = "A GRASP server: a nostr relay and a git smart-HTTP server in one binary.\n\n\
+        Git pushes are authorized by signed NIP-34 repository state events; events whose \
+        git data has not arrived yet wait in purgatory until it does.\n\n\
+        Every flag can also be set through the environment variable shown with it. \
+        Sizes accept plain bytes or binary suffixes (256KiB, 2GiB); durations are \
+        humantime strings (500ms, 20s, 3m, 30min, 24h); lists accept commas or repeated flags."
+)]
+pub struct Config {
+    /// Address and port to listen on (relay, NIP-11 and git HTTP share it).
+    #[arg(long, env = "GRASPD_LISTEN", default_value = "127.0.0.1:7334")]
+    pub listen: SocketAddr,
+
+    /// Public base URL clients use to reach this server, e.g. https://git.example.com.
+    ///
+    /// Announcements must list `<public-url>/<npub>/<identifier>.git` as a clone URL and
+    /// the matching ws(s):// URL as a relay to be accepted. Defaults to
+    /// http://<listen>, which is only right for local use.
+    #[arg(long, env = "GRASPD_PUBLIC_URL")]
+    pub public_url: Option<Url>,
+
+    /// Directory holding the event store (`events/`) and the bare repos (`repos/`).
+    /// Created if missing.
+    #[arg(long, env = "GRASPD_DATA_DIR", default_value = "./graspd-data")]
+    pub data_dir: PathBuf,
+
+    /// Relay name published in the NIP-11 document.
+    #[arg(long, env = "GRASPD_RELAY_NAME", default_value = "graspd")]
+    pub relay_name: String,
+
+    /// Relay description published in the NIP-11 document.
+    #[arg(
+        long,
+        env = "GRASPD_RELAY_DESCRIPTION",
+        default_value = "A GRASP server: a nostr relay and git server for NIP-34 repositories"
+    )]
+    pub relay_description: String,
+
+    /// Operator's public key (npub or hex) published in the NIP-11 document.
+    #[arg(long, env = "GRASPD_RELAY_OWNER", value_parser = parse_pubkey)]
+    pub relay_owner: Option<PublicKey>,
+
+    /// Operator contact (an email or URL) published in the NIP-11 document.
+    #[arg(long, env = "GRASPD_RELAY_CONTACT")]
+    pub relay_contact: Option<String>,
+
+    /// Largest accepted event, measured as its JSON. Bigger events get
+    /// `OK false "invalid: event too large …"` and the connection stays open.
+    #[arg(long, env = "GRASPD_MAX_EVENT_SIZE", default_value = "256KiB", value_parser = parse_usize_size)]
+    pub max_event_size: usize,
+
+    /// Largest websocket message. A bigger one closes the connection (the websocket
+    /// layer cannot skip it), so keep this above the event size limit.
+    #[arg(long, env = "GRASPD_MAX_MESSAGE_SIZE", default_value = "1MiB", value_parser = parse_usize_size)]
+    pub max_message_size: usize,
+
+    /// Open subscriptions allowed per connection; a REQ beyond it gets CLOSED
+    /// `rate-limited: …`.
+    #[arg(long, env = "GRASPD_MAX_SUBSCRIPTIONS", default_value_t = 64)]
+    pub max_subscriptions: usize,
+
+    /// Filters allowed in one REQ; more gets CLOSED `error: …`.
+    #[arg(long, env = "GRASPD_MAX_FILTERS", default_value_t = 20)]
+    pub max_filters: usize,
+
+    /// Most stored events one filter returns before EOSE (a filter's own smaller
+    /// `limit` wins). Bounds the memory a single REQ can make the server use.
+    #[arg(long, env = "GRASPD_MAX_QUERY_LIMIT", default_value_t = 5000)]
+    pub max_query_limit: usize,
+
+    /// Events a connection may publish in one burst (token-bucket size). Beyond it,
+    /// events get `OK false "rate-limited: …"` until tokens refill.
+    #[arg(long, env = "GRASPD_EVENT_BURST", default_value_t = 500)]
+    pub event_burst: u32,
+
+    /// Sustained events per second per connection (token-bucket refill rate).
+    #[arg(long, env = "GRASPD_EVENT_RATE", default_value_t = 100.0)]
+    pub event_rate: f64,
+
+    /// Largest push (request body after gzip decoding). A bigger push is aborted and
+    /// refused; nothing is written.
+    #[arg(long, env = "GRASPD_MAX_PUSH_SIZE", default_value = "2GiB", value_parser = parse_size)]
+    pub max_push_size: u64,
+
+    /// How long an event waits in purgatory for its git data before it is dropped.
+    #[arg(long, env = "GRASPD_PURGATORY_EXPIRY", default_value = "30min", value_parser = parse_duration)]
+    pub purgatory_expiry: Duration,
+
+    /// How long an expired announcement is kept (without its repo) so that a late state
+    /// event can revive it, before it is forgotten.
+    #[arg(long, env = "GRASPD_ANNOUNCEMENT_SOFT_EXPIRY", default_value = "24h", value_parser = parse_duration)]
+    pub announcement_soft_expiry: Duration,
+
+    /// Most concurrent fetch requests to one remote domain.
+    #[arg(long, env = "GRASPD_DOMAIN_CONCURRENCY", default_value_t = 5)]
+    pub domain_concurrency: u32,
+
+    /// Most fetch requests to one remote domain in any sliding 60 s window.
+    #[arg(long, env = "GRASPD_DOMAIN_RATE_PER_MINUTE", default_value_t = 30)]
+    pub domain_rate_per_minute: u32,
+
+    /// Delay before hunting remote servers for the data of an event a client sent
+    /// (a push usually follows within it).
+    #[arg(long, env = "GRASPD_CLIENT_SYNC_DELAY", default_value = "180s", value_parser = parse_duration)]
+    pub client_sync_delay: Duration,
+
+    /// Delay before fetching the data of events that arrived through relay sync
+    /// (batches bursts into one fetch per repository).
+    #[arg(long, env = "GRASPD_SYNC_DELAY", default_value = "500ms", value_parser = parse_duration)]
+    pub sync_delay: Duration,
+
+    /// Time limit of one fetch from a remote git server; a fetch still running then is
+    /// killed and counted as a failure.
+    #[arg(long, env = "GRASPD_FETCH_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub fetch_timeout: Duration,
+
+    /// Allow fetching from loopback, private and link-local addresses. Off by default
+    /// (clone URLs come from strangers); tests and private deployments turn it on.
+    #[arg(long, env = "GRASPD_ALLOW_PRIVATE_ADDRESSES")]
+    pub allow_private_addresses: bool,
+
+    /// Only these authors (npub or hex) may announce repositories. Empty: anyone.
+    #[arg(long = "allow-pubkey", env = "GRASPD_ALLOW_PUBKEYS", value_delimiter = ',', value_parser = parse_pubkey)]
+    pub allow_pubkeys: Vec<PublicKey>,
+
+    /// These authors (npub or hex) are refused with `blocked: …`.
+    #[arg(long = "deny-pubkey", env = "GRASPD_DENY_PUBKEYS", value_delimiter = ',', value_parser = parse_pubkey)]
+    pub deny_pubkeys: Vec<PublicKey>,
+
+    /// Only repositories with these identifiers (`d` tags) are hosted. Empty: any.
+    #[arg(
+        long = "allow-identifier",
+        env = "GRASPD_ALLOW_IDENTIFIERS",
+        value_delimiter = ','
+    )]
+    pub allow_identifiers: Vec<String>,
+
+    /// Repositories with these identifiers are refused with `blocked: …`.
+    #[arg(
+        long = "deny-identifier",
+        env = "GRASPD_DENY_IDENTIFIERS",
+        value_delimiter = ','
+    )]
+    pub deny_identifiers: Vec<String>,
+
+    /// Most repositories one author may have hosted here.
+    #[arg(long, env = "GRASPD_MAX_REPOS_PER_AUTHOR", default_value_t = 100)]
+    pub max_repos_per_author: usize,
+
+    /// Most events one author may have waiting in purgatory at once.
+    #[arg(long, env = "GRASPD_MAX_PURGATORY_PER_AUTHOR", default_value_t = 100)]
+    pub max_purgatory_per_author: usize,
+
+    /// Log filter: a level (error, warn, info, debug, trace) or a tracing directive
+    /// such as `info,grasp_runtime=debug`.
+    #[arg(long, env = "GRASPD_LOG", default_value = "info")]
+    pub log_level: String,
+}
+
+impl Config {
+    /// The public base URL, without a trailing slash: the configured one or
+    /// `http://<listen>`.
+    pub fn public_base(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// The relay URL clients connect to: the public URL with `ws`/`wss` for the scheme.
+    pub fn relay_url(&self) -> String {
+        let base = self.public_base();
+        if let Some(rest) = base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            base
+        }
+    }
+
+    /// Whether operators restricted who or what is hosted beyond spam prevention
+    /// (NIP-11 then carries a `curation` statement).
+    pub fn is_curated(&self) -> bool {
+        !(self.allow_pubkeys.is_empty()
+            && self.deny_pubkeys.is_empty()
+            && self.allow_identifiers.is_empty()
+            && self.deny_identifiers.is_empty())
+    }
+
+    /// Where the event store lives.
+    pub fn events_dir(&self) -> PathBuf {
+        self.data_dir.join("events")
+    }
+
+    /// Where the bare repositories live.
+    pub fn repos_dir(&self) -> PathBuf {
+        self.data_dir.join("repos")
+    }
+
+    /// Checks relations between values that clap cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_message_size < self.max_event_size {
+            return Err(format!(
+                "--max-message-size ({}) must be at least --max-event-size ({})",
+                format_size(self.max_message_size as u64),
+                format_size(self.max_event_size as u64)
+            ));
+        }
+        if !(self.event_rate.is_finite() && self.event_rate > 0.0) {
+            return Err("--event-rate must be a positive number".into());
+        }
+        if self.event_burst == 0 {
+            return Err("--event-burst must be at least 1".into());
+        }
+        if let Some(url) = &self.public_url {
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(format!("--public-url must be http(s), got `{url}`"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        let mut argv = vec!["graspd"];
+        argv.extend_from_slice(args);
+        Config::try_parse_from(argv).expect("valid args")
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Config::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_match_the_documented_numbers() {
+        let config = parse(&[]);
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7334");
+        assert_eq!(config.public_base(), "http://127.0.0.1:7334");
+        assert_eq!(config.relay_url(), "ws://127.0.0.1:7334");
+        assert_eq!(config.max_event_size, 256 * 1024);
+        assert_eq!(config.max_subscriptions, 64);
+        assert_eq!(config.event_burst, 500);
+        assert_eq!(config.max_push_size, 2 << 30);
+        assert_eq!(config.purgatory_expiry, Duration::from_secs(30 * 60));
+        assert_eq!(config.domain_concurrency, 5);
+        assert_eq!(config.domain_rate_per_minute, 30);
+        assert_eq!(config.client_sync_delay, Duration::from_secs(180));
+        assert_eq!(config.sync_delay, Duration::from_millis(500));
+        assert_eq!(config.fetch_timeout, Duration::from_secs(120));
+        assert!(!config.allow_private_addresses);
+        assert!(!config.is_curated());
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn lists_accept_commas_and_repetition() {
+        let config = parse(&[
+            "--deny-identifier",
+            "spam,junk",
+            "--deny-identifier",
+            "more",
+        ]);
+        assert_eq!(config.deny_identifiers, ["spam", "junk", "more"]);
+        assert!(config.is_curated());
+    }
+
+    #[test]
+    fn https_public_url_gives_wss_relay() {
+        let config = parse(&["--public-url", "https://git.example.com/"]);
+        assert_eq!(config.public_base(), "https://git.example.com");
+        assert_eq!(config.relay_url(), "wss://git.example.com");
+    }
+
+    #[test]
+    fn validate_rejects_message_smaller_than_event() {
+        let config = parse(&["--max-message-size", "1KiB"]);
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn every_flag_has_help_and_env() {
+        let command = Config::command();
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            assert!(arg.get_help().is_some(), "--{id} has no help");
+            assert!(arg.get_env().is_some(), "--{id} has no env twin");
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Git smart HTTP at `/<npub>/<identifier>.git/…`, and the repository web page.
+//!
+//! Routes (the `.git` suffix is optional everywhere, as git clients keep whatever URL
+//! the user typed):
+//! - `GET  /<npub>/<id>.git/info/refs?service=git-upload-pack|git-receive-pack`
+//! - `POST /<npub>/<id>.git/git-upload-pack` (clone, fetch)
+//! - `POST /<npub>/<id>.git/git-receive-pack` (push, authorized before git runs)
+//! - `GET  /<npub>/<id>.git` and `/<npub>/<id>`: a page linking to git-nostr clients.
+//!
+//! Anything that does not parse into a [`RepoPath`], and any repository without a bare
+//! repository on disk, is a 404.
+
+mod authorizer;
+mod backend;
+mod body;
+mod pktline;
+mod receive;
+mod report;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+pub use authorizer::{PushAuthorizer, PushDecision};
+pub use pktline::{PushCommands, RefUpdate};
+
+use crate::pages;
+use crate::repo::{RepoPath, Repos};
+
+/// What the git routes need; shared by all requests.
+pub struct GitHttp {
+    repos: Repos,
+    authorizer: Arc<dyn PushAuthorizer>,
+    max_push_size: u64,
+    public_base: String,
+}
+
+impl GitHttp {
+    /// Serves the repositories under `repos`, asking `authorizer` about pushes of up to
+    /// `max_push_size` bytes; `public_base` (`https://host`) is used in page links.
+    pub fn new(
+        repos: Repos,
+        authorizer: Arc<dyn PushAuthorizer>,
+        max_push_size: u64,
+        public_base: String,
+    ) -> Self {
+        Self {
+            repos,
+            authorizer,
+            max_push_size,
+            public_base,
+        }
+    }
+
+    /// The repositories served.
+    pub fn repos(&self) -> &Repos {
+        &self.repos
+    }
+}
+
+impl std::fmt::Debug for GitHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHttp")
+            .field("repos", &self.repos)
+            .field("max_push_size", &self.max_push_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a path below `/<npub>/` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    InfoRefs,
+    UploadPack,
+    ReceivePack,
+    Page,
+}
+
+/// Splits `<id>[.git]/<endpoint>` into the identifier and the endpoint.
+fn parse_rest(rest: &str) -> Option<(&str, Endpoint)> {
+    let (repo, endpoint) = if let Some(repo) = rest.strip_suffix("/info/refs") {
+        (repo, Endpoint::InfoRefs)
+    } else if let Some(repo) = rest.strip_suffix("/git-upload-pack") {
+        (repo, Endpoint::UploadPack)
+    } else if let Some(repo) = rest.strip_suffix("/git-receive-pack") {
+        (repo, Endpoint::ReceivePack)
+    } else {
+        (rest.strip_suffix('/').unwrap_or(rest), Endpoint::Page)
+    };
+    let identifier = repo.strip_suffix(".git").unwrap_or(repo);
+    Some((identifier, endpoint))
+}
+
+/// Resolves the URL to an existing repository, or `None` (→ 404).
+fn locate(git: &GitHttp, npub: &str, rest: &str) -> Option<(RepoPath, Endpoint)> {
+    let (identifier, endpoint) = parse_rest(rest)?;
+    let repo = RepoPath::parse(npub, identifier).ok()?;
+    git.repos.exists(&repo).then_some((repo, endpoint))
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "no such repository\n").into_response()
+}
+
+/// `Some(true)` for a gzip body, `Some(false)` for an identity one, `None` otherwise.
+fn gzip_encoding(headers: &HeaderMap) -> Option<bool> {
+    match headers.get(header::CONTENT_ENCODING).map(|v| v.to_str()) {
+        None => Some(false),
+        Some(Ok(v)) if v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip") => {
+            Some(true)
+        }
+        Some(Ok(v)) if v.eq_ignore_ascii_case("identity") => Some(false),
+        Some(_) => None,
+    }
+}
+
+/// `GET /{npub}/{*rest}`: ref advertisement or repository page.
+pub async fn get(
+    State(git): State<Arc<GitHttp>>,
+    Path((npub, rest)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let Some((repo, endpoint)) = locate(&git, &npub, &rest) else {
+        return not_found();
+    };
+    match endpoint {
+        Endpoint::InfoRefs => {
+            let Some(service) = query
+                .get("service")
+                .and_then(|s| backend::Service::parse(s))
+            else {
+                return (StatusCode::NOT_FOUND, "only smart HTTP is served\n").into_response();
+            };
+            let protocol = backend::git_protocol(headers.get("git-protocol"));
+            backend::advertise(service, &git.repos.dir(&repo), protocol.as_deref()).await
+        }
+        Endpoint::Page => Html(pages::repo_page(&git.public_base, &repo)).into_response(),
+        Endpoint::UploadPack | Endpoint::ReceivePack => {
+            (StatusCode::METHOD_NOT_ALLOWED, "use POST\n").into_response()
+        }
+    }
+}
+
+/// `POST /{npub}/{*rest}`: upload-pack or receive-pack.
+pub async fn post(
+    State(git): State<Arc<GitHttp>>,
+    Path((npub, rest)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some((repo, endpoint)) = locate(&git, &npub, &rest) else {
+        return not_found();
+    };
+    let dir = git.repos.dir(&repo);
+    match endpoint {
+        Endpoint::UploadPack => {
+            let Some(gzip) = gzip_encoding(&headers) else {
+                return (
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported Content-Encoding\n",
+                )
+                    .into_response();
+            };
+            backend::run(backend::Run {
+                service: backend::Service::UploadPack,
+                dir,
+                protocol: backend::git_protocol(headers.get("git-protocol")),
+                prefix: Vec::new(),
+                body: body::request_reader(body, gzip, git.max_push_size),
+                too_large_response: None,
+                after_success: None,
+            })
+        }
+        Endpoint::ReceivePack => {
+            receive::receive_pack(Arc::clone(&git), repo, dir, &headers, body).await
+        }
+        Endpoint::InfoRefs | Endpoint::Page => {
+            (StatusCode::METHOD_NOT_ALLOWED, "use GET\n").into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn rest_splits_into_identifier_and_endpoint() {
+        assert_eq!(
+            parse_rest("r.git/info/refs"),
+            Some(("r", Endpoint::InfoRefs))
+        );
+        assert_eq!(parse_rest("r/info/refs"), Some(("r", Endpoint::InfoRefs)));
+        assert_eq!(
+            parse_rest("r.git/git-upload-pack"),
+            Some(("r", Endpoint::UploadPack))
+        );
+        assert_eq!(
+            parse_rest("r.git/git-receive-pack"),
+            Some(("r", Endpoint::ReceivePack))
+        );
+        assert_eq!(parse_rest("r.git"), Some(("r", Endpoint::Page)));
+        assert_eq!(parse_rest("r.git/"), Some(("r", Endpoint::Page)));
+        assert_eq!(parse_rest("r"), Some(("r", Endpoint::Page)));
+        // Extra segments stay in the identifier, which validation then refuses.
+        assert_eq!(
+            parse_rest("a/b.git/info/refs"),
+            Some(("a/b", Endpoint::InfoRefs))
+        );
+        assert_eq!(parse_rest("../x.git"), Some(("../x", Endpoint::Page)));
+    }
+}

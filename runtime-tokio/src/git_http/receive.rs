@@ -1,0 +1,154 @@
+//! `POST …/git-receive-pack`: a push, authorized before git runs.
+//!
+//! 1. read the ref-update commands at the head of the (gunzipped, capped) body;
+//! 2. read the repository's current refs and ask the [`PushAuthorizer`];
+//! 3. refused: consume the rest of the upload (so the client reads our answer instead
+//!    of a broken connection) and answer with a report-status naming each refused ref;
+//! 4. accepted: stream the commands and the rest of the body into
+//!    `git receive-pack --stateless-rpc`, then run [`PushAuthorizer::after_push`] before
+//!    the response ends.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::backend::{self, Run, Service};
+use super::body::request_reader;
+use super::pktline::read_commands;
+use super::report::refusal_response;
+use super::{GitHttp, PushAuthorizer};
+use crate::config::format_size;
+use crate::git_ops::{RepoRefs, list_refs};
+use crate::repo::RepoPath;
+
+/// How long a client may take to send the command list.
+const COMMANDS_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long we keep reading a refused push's pack before answering anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Handles one push to `repo`, whose bare repository is `dir`.
+pub(crate) async fn receive_pack(
+    git: Arc<GitHttp>,
+    repo: RepoPath,
+    dir: PathBuf,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let limit = git.max_push_size;
+    let too_large = format!("push exceeds the size limit of {}", format_size(limit));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return (StatusCode::PAYLOAD_TOO_LARGE, format!("{too_large}\n")).into_response();
+    }
+    let Some(gzip) = super::gzip_encoding(headers) else {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported Content-Encoding\n",
+        )
+            .into_response();
+    };
+    let mut reader = request_reader(body, gzip, limit);
+    let commands = match tokio::time::timeout(COMMANDS_TIMEOUT, read_commands(&mut reader)).await {
+        Ok(Ok(commands)) => commands,
+        Ok(Err(e)) => {
+            tracing::info!(%repo, "bad push request: {e}");
+            return (StatusCode::BAD_REQUEST, format!("bad push request: {e}\n")).into_response();
+        }
+        Err(_) => return (StatusCode::REQUEST_TIMEOUT, "push commands too slow\n").into_response(),
+    };
+    let protocol = backend::git_protocol(headers.get("git-protocol"));
+    if commands.updates.is_empty() {
+        // git's probe request (`0000`) or a push with nothing to do: no ref changes.
+        return backend::run(Run {
+            service: Service::ReceivePack,
+            dir,
+            protocol,
+            prefix: commands.raw,
+            body: reader,
+            too_large_response: None,
+            after_success: None,
+        });
+    }
+
+    let current = match read_refs(dir.clone()).await {
+        Ok(refs) => refs,
+        Err(e) => {
+            tracing::error!(%repo, "cannot read refs: {e}");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot read the repository\n",
+            )
+                .into_response();
+        }
+    };
+    let decision = git
+        .authorizer
+        .authorize_push(&repo, &current, &commands.updates)
+        .await;
+    if !decision.is_accepted() {
+        tracing::info!(%repo, refused = ?decision.refused(), "push refused");
+        let drained = tokio::time::timeout(
+            DRAIN_TIMEOUT,
+            tokio::io::copy(&mut reader, &mut tokio::io::sink()),
+        )
+        .await;
+        if !matches!(drained, Ok(Ok(_))) {
+            tracing::debug!(%repo, "refused push body not fully read");
+        }
+        let report = refusal_response(&commands, "ok", |name| {
+            decision.reason(name).map(str::to_owned)
+        });
+        return report_response(report);
+    }
+
+    let too_large_response =
+        refusal_response(&commands, &too_large, |_| Some("push too large".to_owned()));
+    let authorizer = Arc::clone(&git.authorizer);
+    let after_dir = dir.clone();
+    let after_success: backend::AfterSuccess =
+        Box::new(move || Box::pin(async move { after_push(authorizer, repo, after_dir).await }));
+    backend::run(Run {
+        service: Service::ReceivePack,
+        dir,
+        protocol,
+        prefix: commands.raw,
+        body: reader,
+        too_large_response: Some(too_large_response),
+        after_success: Some(after_success),
+    })
+}
+
+async fn after_push(authorizer: Arc<dyn PushAuthorizer>, repo: RepoPath, dir: PathBuf) {
+    match read_refs(dir).await {
+        Ok(refs) => authorizer.after_push(&repo, &refs).await,
+        Err(e) => tracing::error!(%repo, "cannot read refs after push: {e}"),
+    }
+}
+
+async fn read_refs(dir: PathBuf) -> Result<RepoRefs, String> {
+    match tokio::task::spawn_blocking(move || list_refs(&dir)).await {
+        Ok(Ok(refs)) => Ok(refs),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn report_response(report: Vec<u8>) -> Response {
+    let mut response = Body::from(report).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(Service::ReceivePack.result_type()),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}

@@ -1,0 +1,97 @@
+//! `graspd`: parse the configuration, start logging, open the data directory, serve
+//! until SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use grasp_runtime::config::Config;
+use grasp_runtime::server::Server;
+use grasp_runtime::unwired::EngineNotWired;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::parse();
+    if let Err(e) = config.validate() {
+        eprintln!("graspd: {e}");
+        return ExitCode::from(2);
+    }
+    let filter = match EnvFilter::try_new(&config.log_level) {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!("graspd: bad --log-level `{}`: {e}", config.log_level);
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("graspd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let listen = config.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    // With port 0 the kernel picks the port; the default public URL must name it.
+    config.listen = listener.local_addr()?;
+    let server = Server::open(config).await?;
+    let config = server.config();
+    let base = config.public_base();
+    println!(
+        "graspd {} listening on {}",
+        env!("CARGO_PKG_VERSION"),
+        listener.local_addr()?
+    );
+    println!("  relay:    {}", config.relay_url());
+    println!("  git:      {base}/<npub>/<identifier>.git");
+    println!("  NIP-11:   curl -H 'Accept: application/nostr+json' {base}/");
+    println!("  data dir: {}", config.data_dir.display());
+    tracing::warn!("no engine attached: events and pushes are refused");
+    let unwired = Arc::new(EngineNotWired);
+    server
+        .serve(listener, unwired.clone(), unwired, shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

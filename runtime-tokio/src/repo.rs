@@ -1,0 +1,206 @@
+//! Repository coordinates and where their bare repositories live on disk.
+//!
+//! Every path under the data directory is built from a [`RepoPath`], which can only be
+//! made from a decodable npub and a validated identifier, so that no request (and no
+//! event) can name a file outside `<data>/repos/<npub>/<identifier>.git`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use nostr::prelude::{FromBech32, PublicKey, ToBech32};
+
+/// Longest repository identifier accepted (bytes). NIP-34 sets none; this keeps the
+/// directory name well under every filesystem's limit.
+pub const MAX_IDENTIFIER_LEN: usize = 128;
+
+/// Why a path segment does not name a repository.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// The owner segment is not a valid `npub1…`.
+    #[error("not an npub: {0}")]
+    BadNpub(String),
+    /// The identifier is empty, too long, or contains a forbidden character.
+    #[error("invalid repository identifier: {0}")]
+    BadIdentifier(&'static str),
+}
+
+/// Checks a repository identifier (a NIP-34 `d` tag) for use as a directory name:
+/// non-empty, at most [`MAX_IDENTIFIER_LEN`] bytes, no `/` or `\`, no `..`, no control
+/// characters, and not starting with `.` or `-` (hidden files, git option injection).
+pub fn validate_identifier(identifier: &str) -> Result<(), PathError> {
+    if identifier.is_empty() {
+        return Err(PathError::BadIdentifier("empty"));
+    }
+    if identifier.len() > MAX_IDENTIFIER_LEN {
+        return Err(PathError::BadIdentifier("too long"));
+    }
+    if identifier.contains(['/', '\\']) {
+        return Err(PathError::BadIdentifier("contains a path separator"));
+    }
+    if identifier.contains("..") {
+        return Err(PathError::BadIdentifier("contains `..`"));
+    }
+    if identifier.chars().any(char::is_control) {
+        return Err(PathError::BadIdentifier("contains a control character"));
+    }
+    if identifier.starts_with(['.', '-']) {
+        return Err(PathError::BadIdentifier("starts with `.` or `-`"));
+    }
+    Ok(())
+}
+
+/// A validated repository coordinate: owner public key and identifier.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RepoPath {
+    owner: PublicKey,
+    npub: String,
+    identifier: String,
+}
+
+impl RepoPath {
+    /// Parses the two URL segments `/<npub>/<identifier>`.
+    pub fn parse(npub: &str, identifier: &str) -> Result<Self, PathError> {
+        let owner =
+            PublicKey::from_bech32(npub).map_err(|_| PathError::BadNpub(npub.to_owned()))?;
+        Self::new(owner, identifier)
+    }
+
+    /// The repository of `owner` named `identifier` (as the engine knows it).
+    pub fn new(owner: PublicKey, identifier: &str) -> Result<Self, PathError> {
+        validate_identifier(identifier)?;
+        // Re-encoded rather than kept as typed, so that one repository has one
+        // directory whatever spelling the URL used.
+        let npub = owner
+            .to_bech32()
+            .map_err(|_| PathError::BadNpub(owner.to_hex()))?;
+        Ok(Self {
+            owner,
+            npub,
+            identifier: identifier.to_owned(),
+        })
+    }
+
+    /// The owner's public key.
+    pub fn owner(&self) -> &PublicKey {
+        &self.owner
+    }
+
+    /// The owner's canonical `npub1…`.
+    pub fn npub(&self) -> &str {
+        &self.npub
+    }
+
+    /// The repository identifier (`d` tag).
+    pub fn identifier(&self) -> &str {
+        &self.identifier
+    }
+
+    /// `<npub>/<identifier>.git`, relative to the repos directory.
+    pub fn relative_dir(&self) -> PathBuf {
+        Path::new(&self.npub).join(format!("{}.git", self.identifier))
+    }
+}
+
+impl fmt::Display for RepoPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}.git", self.npub, self.identifier)
+    }
+}
+
+/// The directory holding every bare repository (`<data>/repos`).
+#[derive(Debug, Clone)]
+pub struct Repos {
+    root: PathBuf,
+}
+
+impl Repos {
+    /// Repositories under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The repos directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<root>/<npub>/<identifier>.git`.
+    pub fn dir(&self, repo: &RepoPath) -> PathBuf {
+        self.root.join(repo.relative_dir())
+    }
+
+    /// Whether the bare repository exists on disk (served or in purgatory).
+    pub fn exists(&self, repo: &RepoPath) -> bool {
+        self.dir(repo).join("HEAD").is_file()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NPUB: &str = "npub180cvv07tjdrrgpa0j7j7tmnyl2yr6yr7l8j4s3evf6u64th6gkwsyjh6w6";
+
+    #[test]
+    fn identifiers_are_validated() {
+        for good in [
+            "repo",
+            "my-repo",
+            "a.b",
+            "x_y",
+            "ünïcode",
+            "with space",
+            "a..".trim_end_matches('.'),
+        ] {
+            assert_eq!(validate_identifier(good), Ok(()), "{good:?}");
+        }
+        let long = "x".repeat(MAX_IDENTIFIER_LEN + 1);
+        for bad in [
+            "",
+            "..",
+            "../x",
+            "a/b",
+            "a\\b",
+            "a..b",
+            ".hidden",
+            "-option",
+            "tab\there",
+            "nul\0",
+            "new\nline",
+            long.as_str(),
+        ] {
+            assert!(
+                validate_identifier(bad).is_err(),
+                "{bad:?} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn paths_stay_under_the_root() {
+        let repos = Repos::new("/data/repos");
+        let repo = RepoPath::parse(NPUB, "grasp").expect("valid");
+        assert_eq!(
+            repos.dir(&repo),
+            Path::new("/data/repos").join(NPUB).join("grasp.git")
+        );
+        assert_eq!(repo.to_string(), format!("{NPUB}/grasp.git"));
+        assert!(matches!(
+            RepoPath::parse("..", "x"),
+            Err(PathError::BadNpub(_))
+        ));
+        assert!(matches!(
+            RepoPath::parse("npub1xyz", "x"),
+            Err(PathError::BadNpub(_))
+        ));
+        assert!(RepoPath::parse(NPUB, "../../etc").is_err());
+    }
+
+    #[test]
+    fn npub_is_canonical() {
+        let repo = RepoPath::parse(NPUB, "r").expect("valid");
+        let again = RepoPath::new(*repo.owner(), "r").expect("valid");
+        assert_eq!(repo, again);
+        assert_eq!(again.npub(), NPUB);
+    }
+}

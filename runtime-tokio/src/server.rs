@@ -1,0 +1,149 @@
+//! Assembling the daemon: data directories, store, hub, router, listener, shutdown.
+//!
+//! Split from `main` so that tests (and the engine wiring) can start a complete server
+//! in-process on an ephemeral port with their own [`EventSink`] and [`PushAuthorizer`].
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::git_http::{GitHttp, PushAuthorizer};
+use crate::http::{AppState, Nip11Document, router};
+use crate::pages::landing_page;
+use crate::relay::{EventSink, Hub, Relay, RelayLimits};
+use crate::repo::Repos;
+use crate::store::{Store, StoreError};
+
+/// How long in-flight requests (a push, a clone) may run after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// A failure while starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be created.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The event store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The opened, not yet serving, daemon.
+#[derive(Debug)]
+pub struct Server {
+    config: Arc<Config>,
+    store: Store,
+    hub: Hub,
+    repos: Repos,
+}
+
+impl Server {
+    /// Creates the data directories and opens the event store.
+    pub async fn open(config: Config) -> Result<Self, StartError> {
+        for dir in [
+            config.data_dir.clone(),
+            config.events_dir(),
+            config.repos_dir(),
+        ] {
+            tokio::fs::create_dir_all(&dir)
+                .await
+                .map_err(|source| StartError::DataDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+        }
+        let store = Store::open(&config.events_dir()).await?;
+        let repos = Repos::new(config.repos_dir());
+        Ok(Self {
+            config: Arc::new(config),
+            store,
+            hub: Hub::default(),
+            repos,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The event store (for the engine driver: hydration, storing released events).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The live-event hub (for the engine driver: publish after storing).
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The bare repositories.
+    pub fn repos(&self) -> &Repos {
+        &self.repos
+    }
+
+    /// The router, with `sink` deciding events and `authorizer` deciding pushes.
+    pub fn router(&self, sink: Arc<dyn EventSink>, authorizer: Arc<dyn PushAuthorizer>) -> Router {
+        let config = &self.config;
+        let limits = RelayLimits::from_config(config);
+        let nip11 = Nip11Document::new(config, &limits);
+        let relay = Arc::new(Relay::new(
+            self.store.clone(),
+            self.hub.clone(),
+            sink,
+            limits,
+        ));
+        let git = Arc::new(GitHttp::new(
+            self.repos.clone(),
+            authorizer,
+            config.max_push_size,
+            config.public_base(),
+        ));
+        let landing = landing_page(
+            &config.relay_name,
+            &config.relay_description,
+            &config.public_base(),
+            &config.relay_url(),
+        );
+        router(AppState::new(relay, git, &nip11, landing))
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then lets in-flight requests
+    /// finish for up to [`SHUTDOWN_GRACE`].
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        sink: Arc<dyn EventSink>,
+        authorizer: Arc<dyn PushAuthorizer>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
+        let app = self.router(sink, authorizer);
+        let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            let _ = stopping_tx.send(true);
+        };
+        let serving = axum::serve(listener, app).with_graceful_shutdown(signal);
+        let grace = async move {
+            let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            result = serving => result,
+            () = grace => {
+                tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; stopping anyway");
+                Ok(())
+            }
+        }
+    }
+}
