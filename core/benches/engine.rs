@@ -4,9 +4,13 @@
 //! cannot be rebuilt per iteration, so we time whole phases of many inputs and report
 //! inputs per second, plus resident memory per purgatory entry (Linux `/proc`).
 //! Run: `cargo bench -p grasp-core --bench engine` (`-- --quick` for 1k and 10k only).
+//! (A benchmark measures wall time; the clock ban is for the engine itself.)
+#![allow(clippy::disallowed_methods)]
 
 use grasp_core::nostr::prelude::*;
-use grasp_core::{Config, Effect, Engine, Input, JournalRecord, Oid, ReplyToken, Time, VerifiedEvent};
+use grasp_core::{
+    Config, Effect, Engine, Input, JournalRecord, Oid, ReplyToken, Time, VerifiedEvent,
+};
 use std::time::{Duration, Instant};
 
 const OUR: &str = "http://grasp.test";
@@ -27,7 +31,15 @@ fn fake(pk: PublicKey, kind: Kind, created_at: u64, tags: Vec<Vec<String>>, n: u
     id[8..16].copy_from_slice(&(kind.as_u16() as u64).to_be_bytes());
     let sig = Signature::from_slice(&[7u8; 64]).unwrap();
     let tags = Tags::from_list(tags.into_iter().map(|t| Tag::parse(t).unwrap()).collect());
-    Event::new(EventId::from_slice(&id).unwrap(), pk, Timestamp::from_secs(created_at), kind, tags, "", sig)
+    Event::new(
+        EventId::from_slice(&id).unwrap(),
+        pk,
+        Timestamp::from_secs(created_at),
+        kind,
+        tags,
+        "",
+        sig,
+    )
 }
 
 fn sv(v: &[&str]) -> Vec<String> {
@@ -54,22 +66,41 @@ fn world(n: usize) -> World {
         let npub = grasp_core::npub(&owner.public_key());
         let d = format!("repo{i}");
         ids += 1;
-        let ann = fake(owner.public_key(), Kind::GitRepoAnnouncement, 10, vec![
-            sv(&["d", &d]),
-            vec!["clone".into(), format!("{OUR}/{npub}/{d}.git"), format!("https://remote{}.example/{d}.git", i % 20)],
-            sv(&["relays", "ws://grasp.test"]),
-            vec!["maintainers".into()].into_iter().chain(owners.iter().map(|k| k.public_key().to_hex())).collect(),
-        ], ids);
+        let ann = fake(
+            owner.public_key(),
+            Kind::GitRepoAnnouncement,
+            10,
+            vec![
+                sv(&["d", &d]),
+                vec![
+                    "clone".into(),
+                    format!("{OUR}/{npub}/{d}.git"),
+                    format!("https://remote{}.example/{d}.git", i % 20),
+                ],
+                sv(&["relays", "ws://grasp.test"]),
+                vec!["maintainers".into()]
+                    .into_iter()
+                    .chain(owners.iter().map(|k| k.public_key().to_hex()))
+                    .collect(),
+            ],
+            ids,
+        );
         engine.handle_input(now, Input::Stored(VerifiedEvent::assume_verified(ann)));
     }
     for j in 0..n {
         let i = j % idents;
         let author = &owners[(j / idents) % owners.len()];
         ids += 1;
-        let st = fake(author.public_key(), Kind::RepoState, 20 + j as u64, vec![
-            sv(&["d", &format!("repo{i}")]),
-            vec!["refs/heads/main".into(), oid(j as u64 + 1).to_string()],
-        ], ids);
+        let st = fake(
+            author.public_key(),
+            Kind::RepoState,
+            20 + j as u64,
+            vec![
+                sv(&["d", &format!("repo{i}")]),
+                vec!["refs/heads/main".into(), oid(j as u64 + 1).to_string()],
+            ],
+            ids,
+        );
         let record = JournalRecord::Waiting {
             event: st,
             origin: grasp_core::Origin::Sync,
@@ -80,7 +111,12 @@ fn world(n: usize) -> World {
         engine.handle_input(now, Input::Restore(record));
     }
     engine.handle_input(now, Input::Hydrated);
-    let mut w = World { engine, owners, now, ids };
+    let mut w = World {
+        engine,
+        owners,
+        now,
+        ids,
+    };
     w.drain();
     w
 }
@@ -92,7 +128,13 @@ impl World {
         while let Some(e) = self.engine.poll_effect() {
             n += 1;
             if let Effect::CheckObjects { check, .. } = e {
-                self.engine.handle_input(self.now, Input::ObjectsChecked { check, found: vec![] });
+                self.engine.handle_input(
+                    self.now,
+                    Input::ObjectsChecked {
+                        check,
+                        found: vec![],
+                    },
+                );
             }
         }
         n
@@ -101,16 +143,29 @@ impl World {
 
 fn rss_kib() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn rate(count: usize, t: Duration) -> String {
-    format!("{:>12.0}/s  ({:.2} µs each)", count as f64 / t.as_secs_f64(), t.as_secs_f64() * 1e6 / count as f64)
+    format!(
+        "{:>12.0}/s  ({:.2} µs each)",
+        count as f64 / t.as_secs_f64(),
+        t.as_secs_f64() * 1e6 / count as f64
+    )
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let sizes: &[usize] = if quick { &[1_000, 10_000] } else { &[1_000, 10_000, 100_000] };
+    let sizes: &[usize] = if quick {
+        &[1_000, 10_000]
+    } else {
+        &[1_000, 10_000, 100_000]
+    };
     println!("grasp-core engine benchmark (one core)");
     for &n in sizes {
         let before = rss_kib();
@@ -118,7 +173,10 @@ fn main() {
         let after = rss_kib();
         println!("\n== {n} purgatory entries ({} identifiers)", n / 10);
         if let (Some(a), Some(b)) = (before, after) {
-            println!("memory       {:>8.0} bytes/entry resident, event bodies included", (b.saturating_sub(a) * 1024) as f64 / n as f64);
+            println!(
+                "memory       {:>8.0} bytes/entry resident, event bodies included",
+                (b.saturating_sub(a) * 1024) as f64 / n as f64
+            );
         }
         // 1. Related-event verdicts (issue on a hosted repo: accepted and stored).
         let k = 50_000;
@@ -128,7 +186,13 @@ fn main() {
                 let d = format!("repo{}", i % (n / 10).max(1));
                 let coord = format!("30617:{}:{d}", owner.public_key().to_hex());
                 w.ids += 1;
-                fake(w.owners[0].public_key(), Kind::GitIssue, 100, vec![sv(&["a", &coord])], w.ids)
+                fake(
+                    w.owners[0].public_key(),
+                    Kind::GitIssue,
+                    100,
+                    vec![sv(&["a", &coord])],
+                    w.ids,
+                )
             })
             .collect();
         let t = Instant::now();
@@ -136,7 +200,15 @@ fn main() {
             let token = ReplyToken(i as u64);
             let event = VerifiedEvent::assume_verified(e);
             let received_at = Timestamp::from_secs(2_000_000_000);
-            w.engine.handle_input(w.now, Input::Event { token, event, origin: grasp_core::Origin::Client, received_at });
+            w.engine.handle_input(
+                w.now,
+                Input::Event {
+                    token,
+                    event,
+                    origin: grasp_core::Origin::Client,
+                    received_at,
+                },
+            );
             while w.engine.poll_effect().is_some() {}
         }
         println!("verdict      {}", rate(k, t.elapsed()));
@@ -146,17 +218,34 @@ fn main() {
             .map(|i| {
                 w.ids += 1;
                 let d = format!("repo{}", i % (n / 10).max(1));
-                fake(w.owners[i % 8].public_key(), Kind::RepoState, 5_000 + i as u64, vec![
-                    sv(&["d", &d]),
-                    vec!["refs/heads/main".into(), oid(900_000 + i as u64).to_string()],
-                ], w.ids)
+                fake(
+                    w.owners[i % 8].public_key(),
+                    Kind::RepoState,
+                    5_000 + i as u64,
+                    vec![
+                        sv(&["d", &d]),
+                        vec![
+                            "refs/heads/main".into(),
+                            oid(900_000 + i as u64).to_string(),
+                        ],
+                    ],
+                    w.ids,
+                )
             })
             .collect();
         let t = Instant::now();
         for (i, e) in states.into_iter().enumerate() {
             let event = VerifiedEvent::assume_verified(e);
             let received_at = Timestamp::from_secs(2_000_000_000);
-            w.engine.handle_input(w.now, Input::Event { token: ReplyToken(i as u64), event, origin: grasp_core::Origin::Client, received_at });
+            w.engine.handle_input(
+                w.now,
+                Input::Event {
+                    token: ReplyToken(i as u64),
+                    event,
+                    origin: grasp_core::Origin::Client,
+                    received_at,
+                },
+            );
             w.drain();
         }
         println!("state verdict{} (2 inputs)", rate(k, t.elapsed()));
@@ -195,31 +284,63 @@ fn main() {
                 match e {
                     Effect::ListRefs { request, url, .. } => {
                         // The remote of repo{i} advertises the tips of that repo's states.
-                        let i: usize = url.rsplit('/').next().unwrap().trim_start_matches("repo").trim_end_matches(".git").parse().unwrap();
+                        let i: usize = url
+                            .rsplit('/')
+                            .next()
+                            .unwrap()
+                            .trim_start_matches("repo")
+                            .trim_end_matches(".git")
+                            .parse()
+                            .unwrap();
                         let idents = (n / 10).max(1);
                         let tips = (i..n).step_by(idents).map(|j| oid(j as u64 + 1));
                         let more = (i..20_000).step_by(idents).map(|j| oid(900_000 + j as u64));
-                        let refs = tips.chain(more).map(|o| (format!("refs/heads/{o}"), o)).collect();
-                        w.engine.handle_input(w.now, Input::RefsListed { request, refs });
+                        let refs = tips
+                            .chain(more)
+                            .map(|o| (format!("refs/heads/{o}"), o))
+                            .collect();
+                        w.engine
+                            .handle_input(w.now, Input::RefsListed { request, refs });
                     }
                     Effect::Fetch { request, oids, .. } => {
-                        w.engine.handle_input(w.now, Input::Fetched { request, present: oids, bytes: 0 });
+                        w.engine.handle_input(
+                            w.now,
+                            Input::Fetched {
+                                request,
+                                present: oids,
+                                bytes: 0,
+                            },
+                        );
                     }
                     Effect::CheckObjects { check, .. } => {
-                        w.engine.handle_input(w.now, Input::ObjectsChecked { check, found: vec![] });
+                        w.engine.handle_input(
+                            w.now,
+                            Input::ObjectsChecked {
+                                check,
+                                found: vec![],
+                            },
+                        );
                     }
                     _ => inputs -= 1,
                 }
             }
         }
         let m = w.engine.metrics();
-        println!("sync inputs  {}  ({} released, {} attempts)", rate(inputs, t.elapsed()), m.counters.released_sync, m.counters.attempts);
+        println!(
+            "sync inputs  {}  ({} released, {} attempts)",
+            rate(inputs, t.elapsed()),
+            m.counters.released_sync,
+            m.counters.attempts
+        );
         // 5. Expiry: every remaining entry expires in one timeout.
         let left = w.engine.purgatory_view().len();
         w.now = w.now.plus(Duration::from_secs(3600));
         let t = Instant::now();
         w.engine.handle_timeout(w.now);
         let effects = w.drain();
-        println!("expiry       {}  ({effects} effects)", rate(left.max(1), t.elapsed()));
+        println!(
+            "expiry       {}  ({effects} effects)",
+            rate(left.max(1), t.elapsed())
+        );
     }
 }

@@ -44,15 +44,17 @@ impl fmt::Debug for RepoId {
     }
 }
 
-/// Whether `d` is safe to use as a path component: non-empty, at most 256 bytes, no `/`,
-/// no `\`, no control characters, not `.` or `..` and not starting with `.`.
+/// Whether `d` is safe to use as a path component: non-empty, at most 128 bytes, no `/`
+/// or `\`, no `..`, no control characters, not starting with `.` (hidden files) or `-`
+/// (git option injection).
 ///
 /// The engine refuses announcements whose `d` fails this, so that no repository path it
-/// emits can escape the data directory.
+/// emits can escape the data directory; the runtime applies the same rule to URL paths.
 pub fn is_safe_identifier(d: &str) -> bool {
     !d.is_empty()
-        && d.len() <= 256
-        && !d.starts_with('.')
+        && d.len() <= 128
+        && !d.starts_with(['.', '-'])
+        && !d.contains("..")
         && !d.chars().any(|c| c == '/' || c == '\\' || c.is_control())
 }
 
@@ -71,8 +73,10 @@ mod tests {
             "a/b",
             "a\\b",
             ".hidden",
+            "-x",
+            "a..b",
             "a\nb",
-            &"x".repeat(257),
+            &"x".repeat(129),
         ] {
             assert!(!is_safe_identifier(bad), "{bad:?}");
         }

@@ -14,15 +14,16 @@
 //! `<data>/repos/<npub>/<identifier>.git` (bare repositories).
 
 pub mod config;
+pub mod driver;
 pub mod git_http;
 pub mod git_ops;
 pub mod http;
+pub mod ops;
 pub mod pages;
 pub mod relay;
 pub mod repo;
 pub mod server;
 pub mod store;
-pub mod unwired;
 
 #[cfg(test)]
 mod test_keys;

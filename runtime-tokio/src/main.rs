@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Parser;
 use grasp_runtime::config::Config;
 use grasp_runtime::server::Server;
-use grasp_runtime::unwired::EngineNotWired;
+use grasp_runtime::{driver, ops};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -46,7 +46,16 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     // With port 0 the kernel picks the port; the default public URL must name it.
     config.listen = listener.local_addr()?;
-    let server = Server::open(config).await?;
+    let mut server = Server::open(config).await?;
+    let engine = driver::start(
+        server.config(),
+        server.store().clone(),
+        server.hub().clone(),
+        server.repos().clone(),
+    )
+    .await
+    .map_err(|e| format!("cannot start the engine: {e}"))?;
+    server.add_routes(ops::routes(engine.clone()));
     let config = server.config();
     let base = config.public_base();
     println!(
@@ -57,11 +66,12 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     println!("  relay:    {}", config.relay_url());
     println!("  git:      {base}/<npub>/<identifier>.git");
     println!("  NIP-11:   curl -H 'Accept: application/nostr+json' {base}/");
+    println!("  metrics:  {base}/metrics");
+    println!("  waiting:  {base}/purgatory (local clients), or `graspd purgatory`");
     println!("  data dir: {}", config.data_dir.display());
-    tracing::warn!("no engine attached: events and pushes are refused");
-    let unwired = Arc::new(EngineNotWired);
+    let handle = Arc::new(engine);
     server
-        .serve(listener, unwired.clone(), unwired, shutdown_signal())
+        .serve(listener, handle.clone(), handle, shutdown_signal())
         .await?;
     tracing::info!("stopped");
     Ok(())

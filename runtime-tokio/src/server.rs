@@ -45,6 +45,7 @@ pub struct Server {
     store: Store,
     hub: Hub,
     repos: Repos,
+    extra: Router,
 }
 
 impl Server {
@@ -69,6 +70,7 @@ impl Server {
             store,
             hub: Hub::default(),
             repos,
+            extra: Router::new(),
         })
     }
 
@@ -85,6 +87,12 @@ impl Server {
     /// The live-event hub (for the engine driver: publish after storing).
     pub fn hub(&self) -> &Hub {
         &self.hub
+    }
+
+    /// Adds routes served beside the relay and git (e.g. `/metrics`).
+    pub fn add_routes(&mut self, routes: Router) {
+        let extra = std::mem::take(&mut self.extra);
+        self.extra = extra.merge(routes);
     }
 
     /// The bare repositories.
@@ -115,7 +123,10 @@ impl Server {
             &config.public_base(),
             &config.relay_url(),
         );
-        router(AppState::new(relay, git, &nip11, landing))
+        router(
+            AppState::new(relay, git, &nip11, landing),
+            self.extra.clone(),
+        )
     }
 
     /// Serves on `listener` until `shutdown` resolves, then lets in-flight requests
@@ -133,6 +144,7 @@ impl Server {
             shutdown.await;
             let _ = stopping_tx.send(true);
         };
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let serving = axum::serve(listener, app).with_graceful_shutdown(signal);
         let grace = async move {
             let _ = stopping_rx.wait_for(|stopping| *stopping).await;

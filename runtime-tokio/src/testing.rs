@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -81,7 +82,7 @@ impl PushAuthorizer for Recorder {
             })
     }
 
-    async fn after_push(&self, repo: &RepoPath, refs: &RepoRefs) {
+    async fn after_push(&self, repo: &RepoPath, _updates: &[RefUpdate], refs: &RepoRefs) {
         tokio::time::sleep(self.after_delay).await;
         self.calls
             .lock()
@@ -133,6 +134,47 @@ impl TestServer {
         }
     }
 
+    /// Starts a server driven by the real engine (as `graspd` runs), with extra `args`.
+    pub(crate) async fn start_engine(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let data = dir.path().join("data");
+        let mut argv = vec!["graspd", "--data-dir", data.to_str().expect("utf8 path")];
+        argv.extend_from_slice(args);
+        let mut config = Config::try_parse_from(argv).expect("args");
+        config.listen = addr;
+        config.public_url = Some(Url::parse(&format!("http://{addr}")).expect("url"));
+        let mut server = Server::open(config).await.expect("open");
+        let engine = crate::driver::start(
+            server.config(),
+            server.store().clone(),
+            server.hub().clone(),
+            server.repos().clone(),
+        )
+        .await
+        .expect("engine");
+        server.add_routes(crate::ops::routes(engine.clone()));
+        let server = Arc::new(server);
+        let handle = Arc::new(engine);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = Arc::clone(&server);
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            let _ = serving
+                .serve(listener, handle.clone(), handle, shutdown)
+                .await;
+        });
+        Self {
+            addr,
+            server,
+            _dir: dir,
+            _stop: stop,
+        }
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub(crate) fn base(&self) -> String {
         format!("http://{}", self.addr)
@@ -165,4 +207,116 @@ impl TestApp {
             dir,
         }
     }
+}
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+/// A raw websocket client for relay tests: exact OK messages, REQ until EOSE.
+pub(crate) struct WsClient {
+    pub(crate) ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl WsClient {
+    pub(crate) async fn connect(server: &TestServer) -> Self {
+        let (ws, _) = connect_async(format!("ws://{}/", server.addr))
+            .await
+            .expect("connect");
+        Self { ws }
+    }
+
+    pub(crate) async fn send(&mut self, text: impl Into<String>) {
+        self.ws
+            .send(Message::text(text.into()))
+            .await
+            .expect("send");
+    }
+
+    pub(crate) async fn publish(&mut self, event: &Event) {
+        self.send(json!(["EVENT", event]).to_string()).await;
+    }
+
+    pub(crate) async fn recv(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
+                .await
+                .expect("reply within 10 s")
+                .expect("open")
+                .expect("frame");
+            if let Message::Text(text) = message {
+                return serde_json::from_str(text.as_str()).expect("json");
+            }
+        }
+    }
+
+    pub(crate) async fn expect_silence(&mut self) {
+        let quiet = tokio::time::timeout(Duration::from_millis(300), self.ws.next()).await;
+        assert!(quiet.is_err(), "unexpected message: {quiet:?}");
+    }
+
+    /// Sends a REQ and collects the stored events until EOSE.
+    pub(crate) async fn req(&mut self, id: &str, filters: Value) -> Vec<Value> {
+        let mut message = vec![json!("REQ"), json!(id)];
+        message.extend(filters.as_array().expect("filters").iter().cloned());
+        self.send(Value::Array(message).to_string()).await;
+        let mut events = Vec::new();
+        loop {
+            let reply = self.recv().await;
+            match reply[0].as_str() {
+                Some("EVENT") => events.push(reply[2].clone()),
+                Some("EOSE") => return events,
+                _ => panic!("unexpected reply to REQ: {reply}"),
+            }
+        }
+    }
+}
+
+/// What a git client run printed.
+pub(crate) struct GitOutput {
+    pub(crate) ok: bool,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+/// Runs the git client with a clean environment (no user or system config).
+pub(crate) async fn git(cwd: &Path, args: &[&str]) -> GitOutput {
+    let output = tokio::process::Command::new("git")
+        .args(args)
+        .current_dir(cwd)
+        .env("HOME", cwd)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .await
+        .expect("run git");
+    GitOutput {
+        ok: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs git and expects success; returns trimmed stdout.
+pub(crate) async fn git_ok(cwd: &Path, args: &[&str]) -> String {
+    let out = git(cwd, args).await;
+    assert!(out.ok, "git {args:?} failed: {}", out.stderr);
+    out.stdout.trim().to_owned()
+}
+
+/// A work tree with one commit containing `file` = `content`.
+pub(crate) async fn work_tree(parent: &Path, name: &str, content: &[u8]) -> std::path::PathBuf {
+    let dir = parent.join(name);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    git_ok(&dir, &["init", "--quiet", "--initial-branch", "main"]).await;
+    std::fs::write(dir.join("file"), content).expect("write");
+    git_ok(&dir, &["add", "file"]).await;
+    git_ok(&dir, &["commit", "--quiet", "-m", "one"]).await;
+    dir
 }

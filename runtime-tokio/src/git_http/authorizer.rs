@@ -65,5 +65,5 @@ pub trait PushAuthorizer: Send + Sync + 'static {
     /// Called after `git receive-pack` exited successfully, with the refs as they are
     /// now. The push's HTTP response completes only when this returns, so the release
     /// (storing and publishing events, aligning other repos) should be done by then.
-    async fn after_push(&self, repo: &RepoPath, refs: &RepoRefs);
+    async fn after_push(&self, repo: &RepoPath, updates: &[RefUpdate], refs: &RepoRefs);
 }

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::backend::{self, Run, Service};
 use super::body::request_reader;
-use super::pktline::read_commands;
+use super::pktline::{RefUpdate, read_commands};
 use super::report::refusal_response;
 use super::{GitHttp, PushAuthorizer};
 use crate::config::format_size;
@@ -113,8 +113,10 @@ pub(crate) async fn receive_pack(
         refusal_response(&commands, &too_large, |_| Some("push too large".to_owned()));
     let authorizer = Arc::clone(&git.authorizer);
     let after_dir = dir.clone();
-    let after_success: backend::AfterSuccess =
-        Box::new(move || Box::pin(async move { after_push(authorizer, repo, after_dir).await }));
+    let updates = commands.updates.clone();
+    let after_success: backend::AfterSuccess = Box::new(move || {
+        Box::pin(async move { after_push(authorizer, repo, updates, after_dir).await })
+    });
     backend::run(Run {
         service: Service::ReceivePack,
         dir,
@@ -126,9 +128,14 @@ pub(crate) async fn receive_pack(
     })
 }
 
-async fn after_push(authorizer: Arc<dyn PushAuthorizer>, repo: RepoPath, dir: PathBuf) {
+async fn after_push(
+    authorizer: Arc<dyn PushAuthorizer>,
+    repo: RepoPath,
+    updates: Vec<RefUpdate>,
+    dir: PathBuf,
+) {
     match read_refs(dir).await {
-        Ok(refs) => authorizer.after_push(&repo, &refs).await,
+        Ok(refs) => authorizer.after_push(&repo, &updates, &refs).await,
         Err(e) => tracing::error!(%repo, "cannot read refs after push: {e}"),
     }
 }

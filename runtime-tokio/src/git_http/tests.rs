@@ -1,6 +1,5 @@
 //! Git smart HTTP end to end: a real server on 127.0.0.1, the real `git` client.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,41 +10,7 @@ use tower::ServiceExt;
 use crate::git_ops::test_util::repo_path;
 use crate::git_ops::{create_bare_repo, list_refs};
 use crate::repo::RepoPath;
-use crate::testing::{Recorder, TestApp, TestServer};
-
-struct GitOutput {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the git client with a clean environment (no user or system config).
-async fn git(cwd: &Path, args: &[&str]) -> GitOutput {
-    let output = tokio::process::Command::new("git")
-        .args(args)
-        .current_dir(cwd)
-        .env("HOME", cwd)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .await
-        .expect("run git");
-    GitOutput {
-        ok: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-async fn git_ok(cwd: &Path, args: &[&str]) -> String {
-    let out = git(cwd, args).await;
-    assert!(out.ok, "git {args:?} failed: {}", out.stderr);
-    out.stdout.trim().to_owned()
-}
+use crate::testing::{Recorder, TestApp, TestServer, git, git_ok, work_tree};
 
 async fn served_repo(args: &[&str], recorder: Arc<Recorder>) -> (TestServer, RepoPath, String) {
     let server = TestServer::start(args, recorder).await;
@@ -53,17 +18,6 @@ async fn served_repo(args: &[&str], recorder: Arc<Recorder>) -> (TestServer, Rep
     create_bare_repo(server.server.repos(), &repo).expect("create");
     let url = format!("{}/{}/proj.git", server.base(), repo.npub());
     (server, repo, url)
-}
-
-/// A work tree with one commit containing `file` = `content`.
-async fn work_tree(parent: &Path, name: &str, content: &[u8]) -> std::path::PathBuf {
-    let dir = parent.join(name);
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    git_ok(&dir, &["init", "--quiet", "--initial-branch", "main"]).await;
-    std::fs::write(dir.join("file"), content).expect("write");
-    git_ok(&dir, &["add", "file"]).await;
-    git_ok(&dir, &["commit", "--quiet", "-m", "one"]).await;
-    dir
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,14 +57,16 @@ impl FromRef<AppState> for Arc<GitHttp> {
     }
 }
 
-/// The complete router.
-pub fn router(state: AppState) -> Router {
+/// The complete router; `extra` routes (metrics, operator pages) get the same CORS
+/// treatment and 404 fallback as the rest.
+pub fn router(state: AppState, extra: Router) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/{npub}/{*rest}", get(git_http::get).post(git_http::post))
+        .with_state(state)
+        .merge(extra)
         .fallback(not_found)
         .layer(axum::middleware::from_fn(cors::cors))
-        .with_state(state)
 }
 
 fn wants_nip11(headers: &HeaderMap) -> bool {

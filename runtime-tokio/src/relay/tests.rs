@@ -2,75 +2,15 @@
 //! [`StoreAll`](crate::testing::StoreAll) sink.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Tag, Timestamp};
-use serde_json::{Value, json};
-use tokio::net::TcpStream;
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 use crate::test_keys::keys;
-use crate::testing::{Recorder, TestServer};
-
-struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
-
-impl Client {
-    async fn connect(server: &TestServer) -> Self {
-        let (ws, _) = connect_async(format!("ws://{}/", server.addr))
-            .await
-            .expect("connect");
-        Self { ws }
-    }
-
-    async fn send(&mut self, text: impl Into<String>) {
-        self.ws
-            .send(Message::text(text.into()))
-            .await
-            .expect("send");
-    }
-
-    async fn publish(&mut self, event: &Event) {
-        self.send(json!(["EVENT", event]).to_string()).await;
-    }
-
-    async fn recv(&mut self) -> Value {
-        loop {
-            let message = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
-                .await
-                .expect("reply within 10 s")
-                .expect("open")
-                .expect("frame");
-            if let Message::Text(text) = message {
-                return serde_json::from_str(text.as_str()).expect("json");
-            }
-        }
-    }
-
-    async fn expect_silence(&mut self) {
-        let quiet = tokio::time::timeout(Duration::from_millis(300), self.ws.next()).await;
-        assert!(quiet.is_err(), "unexpected message: {quiet:?}");
-    }
-
-    /// Sends a REQ and collects the stored events until EOSE.
-    async fn req(&mut self, id: &str, filters: Value) -> Vec<Value> {
-        let mut message = vec![json!("REQ"), json!(id)];
-        message.extend(filters.as_array().expect("filters").iter().cloned());
-        self.send(Value::Array(message).to_string()).await;
-        let mut events = Vec::new();
-        loop {
-            let reply = self.recv().await;
-            match reply[0].as_str() {
-                Some("EVENT") => events.push(reply[2].clone()),
-                Some("EOSE") => return events,
-                _ => panic!("unexpected reply to REQ: {reply}"),
-            }
-        }
-    }
-}
+use crate::testing::{Recorder, TestServer, WsClient as Client};
 
 fn note(keys: &Keys, content: &str, at: u64) -> Event {
     EventBuilder::new(Kind::TextNote, content)

@@ -1,0 +1,253 @@
+//! Executing the engine's effects, in order, against the store, the hub, the bare
+//! repositories and the journal. Remote requests are started here and finish as inputs.
+
+use grasp_core::nostr::prelude::{Coordinate, EventId, Filter, PublicKey, Timestamp};
+use grasp_core::{Effect, Input, Oid, RepoId};
+
+use super::clock;
+use super::convert::{hex_refs, repo_path};
+use super::{Command, Driver};
+use crate::git_ops;
+use crate::relay::Verdict;
+
+impl Driver {
+    /// Drains and executes every effect, feeding inline results (object checks) back.
+    pub(super) async fn execute(&mut self) {
+        while let Some(effect) = self.engine.poll_effect() {
+            self.execute_one(effect).await;
+        }
+    }
+
+    async fn execute_one(&mut self, effect: Effect) {
+        match effect {
+            Effect::Reply {
+                token,
+                event_id,
+                accepted,
+                message,
+            } => self.reply(token.0, event_id, accepted, message),
+            Effect::StoreEvent { event, path } => match self.store.save(&event).await {
+                Ok(_) => {
+                    self.metrics.served(path);
+                    self.hub.publish(event);
+                }
+                Err(e) => {
+                    tracing::error!(id = %event.id, "cannot store event: {e}");
+                    self.failed_write = Some(event.id);
+                }
+            },
+            Effect::DeleteEvents {
+                author,
+                ids,
+                coordinates,
+            } => self.delete_events(author, ids, coordinates).await,
+            Effect::CreateRepo { repo } => {
+                self.git("create repo", &repo, |repos, p| {
+                    git_ops::create_bare_repo(repos, p).map(|_| ())
+                })
+                .await
+            }
+            Effect::DeleteRepo { repo } => {
+                self.git("delete repo", &repo, |repos, p| {
+                    git_ops::delete_repo(repos, p).map(|_| ())
+                })
+                .await
+            }
+            Effect::CheckObjects { check, repos, oids } => {
+                let found = self.check_objects(repos, oids).await;
+                self.engine
+                    .handle_input(clock::now(), Input::ObjectsChecked { check, found });
+            }
+            Effect::ListRefs {
+                request,
+                url,
+                domain,
+            } => {
+                let (tx, limits) = (self.tx.clone(), self.limits.clone());
+                self.metrics.request_started(&domain);
+                tokio::spawn(async move {
+                    let input = match super::remote::list_refs(&url, &limits).await {
+                        Ok(refs) => Input::RefsListed { request, refs },
+                        Err(failure) => Input::RequestFailed { request, failure },
+                    };
+                    let _ = tx.send(Command::Result(input)).await;
+                });
+            }
+            Effect::Fetch {
+                request,
+                url,
+                domain,
+                into,
+                oids,
+            } => {
+                let (tx, limits) = (self.tx.clone(), self.limits.clone());
+                self.metrics.request_started(&domain);
+                let dir = match repo_path(&into) {
+                    Ok(p) => self.repos.dir(&p),
+                    Err(e) => {
+                        let failure = grasp_core::Failure {
+                            kind: grasp_core::FailureKind::Other,
+                            detail: e.to_string(),
+                        };
+                        self.engine
+                            .handle_input(clock::now(), Input::RequestFailed { request, failure });
+                        return;
+                    }
+                };
+                tokio::spawn(async move {
+                    let input = match super::remote::fetch(&url, &dir, &oids, &limits).await {
+                        Ok((present, bytes)) => Input::Fetched {
+                            request,
+                            present,
+                            bytes,
+                        },
+                        Err(failure) => Input::RequestFailed { request, failure },
+                    };
+                    let _ = tx.send(Command::Result(input)).await;
+                });
+            }
+            Effect::CopyObjects { from, to, oids } => {
+                let (Ok(f), Ok(t)) = (repo_path(&from), repo_path(&to)) else {
+                    return;
+                };
+                let (fd, td) = (self.repos.dir(&f), self.repos.dir(&t));
+                let tips: Vec<String> = oids.iter().map(Oid::to_string).collect();
+                self.blocking("copy objects", &to, move || {
+                    git_ops::copy_objects(&fd, &td, &tips)
+                })
+                .await;
+            }
+            Effect::AlignRepo { repo, refs, head } => {
+                let Ok(p) = repo_path(&repo) else { return };
+                let dir = self.repos.dir(&p);
+                let wanted = hex_refs(&refs);
+                self.blocking("align refs", &repo, move || {
+                    git_ops::align_refs(&dir, &wanted)?;
+                    if let Some(h) = head.filter(|h| wanted.contains_key(h)) {
+                        git_ops::set_head(&dir, &h)?;
+                    }
+                    Ok(())
+                })
+                .await;
+            }
+            Effect::SetRef { repo, name, target } => {
+                let Ok(p) = repo_path(&repo) else { return };
+                let dir = self.repos.dir(&p);
+                self.blocking("set ref", &repo, move || match target {
+                    Some(o) => git_ops::set_ref(&dir, &name, &o.to_string()),
+                    None => git_ops::delete_ref(&dir, &name).map(|_| ()),
+                })
+                .await;
+            }
+            Effect::Persist { record } => {
+                if let Err(e) = self.journal.put(&record).await {
+                    tracing::error!("{e}");
+                    self.journal_failed = true;
+                }
+            }
+            Effect::Forget { key } => {
+                if let Err(e) = self.journal.forget(&key).await {
+                    tracing::error!("{e}");
+                }
+            }
+        }
+    }
+
+    /// Answers the connection behind `token`. An OK true is downgraded to an error when
+    /// the write it depends on (journal or store) failed: nothing is acknowledged that
+    /// is not durable.
+    fn reply(&mut self, token: u64, id: EventId, accepted: bool, message: String) {
+        let Some(tx) = self.replies.remove(&token) else {
+            return;
+        };
+        let failed = self.journal_failed || self.failed_write == Some(id);
+        self.journal_failed = false;
+        if self.failed_write == Some(id) {
+            self.failed_write = None;
+        }
+        let verdict = if accepted && failed {
+            Verdict::refuse("error: could not write the event durably; try again")
+        } else {
+            Verdict { accepted, message }
+        };
+        let _ = tx.send(verdict);
+    }
+
+    async fn delete_events(
+        &self,
+        author: PublicKey,
+        ids: Vec<EventId>,
+        coordinates: Vec<(Coordinate, Timestamp)>,
+    ) {
+        if !ids.is_empty() {
+            if let Err(e) = self
+                .store
+                .delete(Filter::new().author(author).ids(ids))
+                .await
+            {
+                tracing::error!("cannot delete events: {e}");
+            }
+        }
+        for (c, until) in coordinates {
+            let f = Filter::new()
+                .author(author)
+                .kind(c.kind)
+                .identifier(c.identifier)
+                .until(until);
+            if let Err(e) = self.store.delete(f).await {
+                tracing::error!("cannot delete events: {e}");
+            }
+        }
+    }
+
+    async fn check_objects(&self, repos: Vec<RepoId>, oids: Vec<Oid>) -> Vec<(Oid, RepoId)> {
+        let dirs: Vec<(RepoId, std::path::PathBuf)> = repos
+            .into_iter()
+            .filter_map(|r| repo_path(&r).ok().map(|p| (r, self.repos.dir(&p))))
+            .collect();
+        let wanted: Vec<String> = oids.iter().map(Oid::to_string).collect();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut found: Vec<(Oid, RepoId)> = Vec::new();
+            for (repo, dir) in dirs {
+                let Ok(have) = git_ops::existing_oids(&dir, &wanted) else {
+                    continue;
+                };
+                for h in have {
+                    if let Some(o) = Oid::parse(&h) {
+                        if !found.iter().any(|(x, _)| *x == o) {
+                            found.push((o, repo.clone()));
+                        }
+                    }
+                }
+            }
+            found
+        })
+        .await;
+        result.unwrap_or_default()
+    }
+
+    async fn git<F>(&self, what: &'static str, repo: &RepoId, f: F)
+    where
+        F: FnOnce(&crate::repo::Repos, &crate::repo::RepoPath) -> Result<(), git_ops::GitOpsError>
+            + Send
+            + 'static,
+    {
+        let Ok(p) = repo_path(repo) else {
+            tracing::error!(%repo, "{what}: not a valid repository path");
+            return;
+        };
+        let repos = self.repos.clone();
+        self.blocking(what, repo, move || f(&repos, &p)).await;
+    }
+
+    async fn blocking<F>(&self, what: &'static str, repo: &RepoId, f: F)
+    where
+        F: FnOnce() -> Result<(), git_ops::GitOpsError> + Send + 'static,
+    {
+        match tokio::task::spawn_blocking(f).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(%repo, "{what} failed: {e}"),
+            Err(e) => tracing::error!(%repo, "{what} panicked: {e}"),
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The engine driver: one task owns the grasp-core [`Engine`], takes inputs from the
+//! relay, the git endpoints and finished remote requests, executes the effects in
+//! order, and re-arms one timer at the engine's earliest deadline. No polling tick,
+//! no lock held across an await, no protocol state outside the engine.
+
+mod clock;
+mod convert;
+mod effects;
+mod guard;
+mod journal;
+mod metrics;
+mod remote;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use grasp_core::nostr::prelude::Event;
+use grasp_core::{
+    Config as EngineConfig, Curation, Engine, Input, Oid, Origin, PushRequest, PushVerdict,
+    ReplyToken, RepoId, VerifiedEvent,
+};
+use tokio::sync::{mpsc, oneshot};
+
+pub use guard::is_forbidden;
+pub use journal::{Journal, JournalError};
+pub use metrics::{RuntimeMetrics, View};
+pub use remote::RemoteLimits;
+
+use crate::config::Config;
+use crate::git_http::{PushAuthorizer, PushDecision, RefUpdate};
+use crate::git_ops::RepoRefs;
+use crate::relay::{ConnId, EventSink, Hub, Verdict};
+use crate::repo::{RepoPath, Repos};
+use crate::store::Store;
+
+/// What the engine task is asked to do.
+pub(crate) enum Command {
+    Event {
+        event: Event,
+        reply: oneshot::Sender<Verdict>,
+    },
+    Push {
+        request: PushRequest,
+        reply: oneshot::Sender<PushVerdict>,
+    },
+    Pushed {
+        repo: RepoId,
+        updates: Vec<grasp_core::RefUpdate>,
+        refs: Vec<(String, Oid)>,
+        done: oneshot::Sender<()>,
+    },
+    Result(Input),
+    View {
+        reply: oneshot::Sender<View>,
+    },
+}
+
+/// The engine's configuration from the command line.
+pub fn engine_config(config: &Config) -> Result<EngineConfig, String> {
+    let url = config
+        .public_base()
+        .parse()
+        .map_err(|e| format!("bad public URL: {e}"))?;
+    let mut c = EngineConfig::new(url);
+    c.purgatory_expiry = config.purgatory_expiry;
+    c.announcement_soft_expiry = config.announcement_soft_expiry;
+    c.client_delay = config.client_sync_delay;
+    c.sync_delay = config.sync_delay;
+    c.domain_concurrency = config.domain_concurrency;
+    c.domain_rate = config.domain_rate_per_minute;
+    c.limits.repos_per_author = config.max_repos_per_author;
+    c.limits.purgatory_per_author = config.max_purgatory_per_author;
+    c.curation = Curation {
+        allow_pubkeys: config.allow_pubkeys.iter().copied().collect(),
+        deny_pubkeys: config.deny_pubkeys.iter().copied().collect(),
+        allow_identifiers: config.allow_identifiers.iter().cloned().collect(),
+        deny_identifiers: config.deny_identifiers.iter().cloned().collect(),
+    };
+    Ok(c)
+}
+
+/// The engine task's state.
+pub(crate) struct Driver {
+    engine: Engine,
+    store: Store,
+    hub: Hub,
+    repos: Repos,
+    journal: Journal,
+    limits: RemoteLimits,
+    tx: mpsc::Sender<Command>,
+    replies: HashMap<u64, oneshot::Sender<Verdict>>,
+    next_token: u64,
+    journal_failed: bool,
+    failed_write: Option<grasp_core::nostr::prelude::EventId>,
+    metrics: RuntimeMetrics,
+}
+
+/// A cheap handle to the engine task: the relay's [`EventSink`] and the git endpoint's
+/// [`PushAuthorizer`].
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+/// Hydrates an engine from the store and the journal and starts its task.
+pub async fn start(
+    config: &Config,
+    store: Store,
+    hub: Hub,
+    repos: Repos,
+) -> Result<EngineHandle, Box<dyn std::error::Error + Send + Sync>> {
+    let journal = Journal::open(&config.data_dir.join("journal.redb"))?;
+    let mut engine = Engine::new(engine_config(config)?);
+    let now = clock::now();
+    let stored = store
+        .for_each_event(|e| {
+            engine.handle_input(now, Input::Stored(VerifiedEvent::assume_verified(e)))
+        })
+        .await?;
+    let records = journal.all()?;
+    let waiting = records.len();
+    for r in records {
+        engine.handle_input(now, Input::Restore(r));
+    }
+    engine.handle_input(clock::now(), Input::Hydrated);
+    tracing::info!(stored, journal = waiting, "engine hydrated");
+    let (tx, rx) = mpsc::channel(4096);
+    let limits = RemoteLimits {
+        timeout: config.fetch_timeout,
+        allow_private: config.allow_private_addresses,
+        max_pack: config.max_push_size,
+    };
+    let mut driver = Driver {
+        engine,
+        store,
+        hub,
+        repos,
+        journal,
+        limits,
+        tx: tx.clone(),
+        replies: HashMap::new(),
+        next_token: 0,
+        journal_failed: false,
+        failed_write: None,
+        metrics: RuntimeMetrics::default(),
+    };
+    driver.execute().await;
+    tokio::spawn(driver.run(rx));
+    Ok(EngineHandle { tx })
+}
+
+impl Driver {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        loop {
+            let sleep = self
+                .engine
+                .poll_timeout()
+                .map_or(Duration::from_secs(3600), clock::until);
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(c) => self.on_command(c).await,
+                    None => break,
+                },
+                () = tokio::time::sleep(sleep) => {
+                    self.engine.handle_timeout(clock::now());
+                    self.execute().await;
+                }
+            }
+        }
+        tracing::info!("engine task stopped");
+    }
+
+    async fn on_command(&mut self, cmd: Command) {
+        let now = clock::now();
+        match cmd {
+            Command::Event { event, reply } => {
+                self.next_token += 1;
+                let token = self.next_token;
+                self.replies.insert(token, reply);
+                let input = Input::Event {
+                    token: ReplyToken(token),
+                    event: VerifiedEvent::assume_verified(event),
+                    origin: Origin::Client,
+                    received_at: clock::unix_now(),
+                };
+                self.engine.handle_input(now, input);
+                self.execute().await;
+            }
+            Command::Push { request, reply } => {
+                let _ = reply.send(self.engine.handle_push_request(now, &request));
+            }
+            Command::Pushed {
+                repo,
+                updates,
+                refs,
+                done,
+            } => {
+                let started = std::time::Instant::now();
+                self.engine.handle_input(
+                    now,
+                    Input::PushApplied {
+                        repo,
+                        updates,
+                        refs,
+                    },
+                );
+                self.execute().await;
+                self.metrics.push_release(started.elapsed());
+                let _ = done.send(());
+            }
+            Command::Result(input) => {
+                if let Input::Fetched { bytes, .. } = &input {
+                    self.metrics.fetched(*bytes);
+                }
+                let started = std::time::Instant::now();
+                let is_fetch = matches!(input, Input::Fetched { .. });
+                self.engine.handle_input(now, input);
+                self.execute().await;
+                if is_fetch {
+                    self.metrics.sync_release(started.elapsed());
+                }
+            }
+            Command::View { reply } => {
+                let _ = reply.send(View::of(&self.engine, &self.metrics));
+            }
+        }
+    }
+}
+
+impl EngineHandle {
+    /// The operator view and metrics snapshot.
+    pub async fn view(&self) -> Option<View> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::View { reply }).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+#[async_trait]
+impl EventSink for EngineHandle {
+    async fn submit(&self, event: Event, _origin: ConnId) -> Verdict {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Event { event, reply }).await.is_err() {
+            return Verdict::refuse("error: the server is shutting down");
+        }
+        rx.await
+            .unwrap_or_else(|_| Verdict::refuse("error: the server is shutting down"))
+    }
+}
+
+#[async_trait]
+impl PushAuthorizer for EngineHandle {
+    async fn authorize_push(
+        &self,
+        repo: &RepoPath,
+        current: &RepoRefs,
+        updates: &[RefUpdate],
+    ) -> PushDecision {
+        let request = PushRequest {
+            repo: convert::repo_id(repo),
+            current: convert::refs(current),
+            updates: updates.iter().map(convert::update).collect(),
+        };
+        let (reply, rx) = oneshot::channel();
+        let refuse_all = |why: &str| {
+            updates.iter().fold(PushDecision::accept_all(), |d, u| {
+                d.refuse(u.name.clone(), why)
+            })
+        };
+        if self
+            .tx
+            .send(Command::Push { request, reply })
+            .await
+            .is_err()
+        {
+            return refuse_all("the server is shutting down");
+        }
+        match rx.await {
+            Ok(verdict) => {
+                verdict
+                    .refs
+                    .into_iter()
+                    .fold(PushDecision::accept_all(), |d, (name, r)| match r {
+                        Ok(()) => d,
+                        Err(why) => d.refuse(name, why),
+                    })
+            }
+            Err(_) => refuse_all("the server is shutting down"),
+        }
+    }
+
+    async fn after_push(&self, repo: &RepoPath, updates: &[RefUpdate], refs: &RepoRefs) {
+        let (done, rx) = oneshot::channel();
+        let cmd = Command::Pushed {
+            repo: convert::repo_id(repo),
+            updates: updates.iter().map(convert::update).collect(),
+            refs: convert::refs(refs),
+            done,
+        };
+        if self.tx.send(cmd).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Operator routes: `/metrics` (Prometheus text), and the purgatory view at
+//! `/purgatory` (HTML) and `/purgatory.json`, answered only to loopback clients since
+//! they name events that are not served yet.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use grasp_core::{Time, npub};
+use serde_json::json;
+
+use crate::driver::{EngineHandle, View};
+
+/// The operator routes, served by the main router.
+pub fn routes(engine: EngineHandle) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/purgatory", get(page))
+        .route("/purgatory.json", get(json_view))
+        .with_state(engine)
+}
+
+async fn view(engine: &EngineHandle) -> Result<View, Response> {
+    engine
+        .view()
+        .await
+        .ok_or_else(|| (StatusCode::SERVICE_UNAVAILABLE, "engine stopped\n").into_response())
+}
+
+async fn metrics(State(engine): State<EngineHandle>) -> Response {
+    match view(&engine).await {
+        Ok(v) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            v.prometheus(),
+        )
+            .into_response(),
+        Err(r) => r,
+    }
+}
+
+fn is_local(req: &Request) -> bool {
+    matches!(
+        req.extensions().get::<ConnectInfo<SocketAddr>>(),
+        Some(ConnectInfo(a)) if a.ip().is_loopback()
+    )
+}
+
+fn forbidden() -> Response {
+    let msg = "the purgatory view is only served to local clients\n";
+    (StatusCode::FORBIDDEN, msg).into_response()
+}
+
+/// The operator view as JSON (what `graspd purgatory` prints).
+pub fn view_json(v: &View) -> serde_json::Value {
+    let ms = |t: Time| t.as_millis();
+    json!({
+        "waiting": v.waiting.iter().map(|w| json!({
+            "id": w.id.to_hex(),
+            "author": npub(&w.author),
+            "kind": w.kind,
+            "identifier": w.d,
+            "missing": w.missing.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "arrived_ms": ms(w.arrived),
+            "deadline_ms": ms(w.deadline),
+            "soft_expired": w.soft_expired,
+            "unsatisfiable": w.unsatisfiable,
+        })).collect::<Vec<_>>(),
+        "sync": v.sync.iter().map(|s| json!({
+            "identifier": s.d,
+            "attempts": s.attempts,
+            "next_attempt_ms": s.next_attempt.map(ms),
+            "missing": s.missing.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "urls": s.urls.iter().map(|(u, t, o)| json!({"url": u, "at_ms": ms(*t), "outcome": o})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn json_view(State(engine): State<EngineHandle>, req: Request) -> Response {
+    if !is_local(&req) {
+        return forbidden();
+    }
+    match view(&engine).await {
+        Ok(v) => axum::Json(view_json(&v)).into_response(),
+        Err(r) => r,
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+async fn page(State(engine): State<EngineHandle>, req: Request) -> Response {
+    if !is_local(&req) {
+        return forbidden();
+    }
+    let v = match view(&engine).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut h = String::from(
+        "<!doctype html><meta charset=utf-8><title>graspd purgatory</title><h1>Purgatory</h1>",
+    );
+    let _ = write!(
+        h,
+        "<p>{} waiting, {} identifiers in the sync queue.</p>",
+        v.waiting.len(),
+        v.sync.len()
+    );
+    h.push_str("<table border=1><tr><th>event</th><th>kind</th><th>identifier</th><th>missing objects</th><th>deadline (ms)</th></tr>");
+    for w in &v.waiting {
+        let missing: Vec<String> = w.missing.iter().map(ToString::to_string).collect();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            w.id.to_hex(),
+            w.kind,
+            esc(&w.d),
+            missing.join(" "),
+            w.deadline.as_millis()
+        );
+    }
+    h.push_str("</table><h2>Sync queue</h2><table border=1><tr><th>identifier</th><th>attempts</th><th>next attempt (ms)</th><th>URLs tried</th></tr>");
+    for s in &v.sync {
+        let urls: Vec<String> = s
+            .urls
+            .iter()
+            .map(|(u, _, o)| format!("{}: {}", esc(u), esc(o)))
+            .collect();
+        let next = s
+            .next_attempt
+            .map_or("running".into(), |t| t.as_millis().to_string());
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{next}</td><td>{}</td></tr>",
+            esc(&s.d),
+            s.attempts,
+            urls.join("<br>")
+        );
+    }
+    h.push_str("</table>");
+    Html(h).into_response()
+}
