@@ -20,6 +20,7 @@ pub mod git_ops;
 pub mod http;
 pub mod ops;
 pub mod pages;
+pub mod purgatory_cmd;
 pub mod relay;
 pub mod repo;
 pub mod server;

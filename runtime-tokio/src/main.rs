@@ -29,6 +29,15 @@ async fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    if let Some(grasp_runtime::config::Subcommand::Purgatory { json }) = config.command {
+        return match grasp_runtime::purgatory_cmd::run(config.listen, json).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("graspd purgatory: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

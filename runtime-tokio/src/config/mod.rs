@@ -31,6 +31,10 @@ pub use parse::{format_size, parse_duration, parse_pubkey, parse_size, parse_usi
         humantime strings (500ms, 20s, 3m, 30min, 24h); lists accept commas or repeated flags."
 )]
 pub struct Config {
+    /// What to do; without a subcommand graspd serves.
+    #[command(subcommand)]
+    pub command: Option<Subcommand>,
+
     /// Address and port to listen on (relay, NIP-11 and git HTTP share it).
     #[arg(long, env = "GRASPD_LISTEN", default_value = "127.0.0.1:7334")]
     pub listen: SocketAddr,
@@ -179,6 +183,18 @@ pub struct Config {
     /// such as `info,grasp_runtime=debug`.
     #[arg(long, env = "GRASPD_LOG", default_value = "info")]
     pub log_level: String,
+}
+
+/// Operator subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Subcommand {
+    /// Show what waits in purgatory and the sync queue of the graspd running at
+    /// `--listen` (asks its loopback-only `/purgatory.json`).
+    Purgatory {
+        /// Print the raw JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl Config {
