@@ -320,3 +320,24 @@ pub(crate) async fn work_tree(parent: &Path, name: &str, content: &[u8]) -> std:
     git_ok(&dir, &["commit", "--quiet", "-m", "one"]).await;
     dir
 }
+
+/// A minimal HTTP GET (the crate has no HTTP client dependency); returns the whole
+/// response, head included.
+pub(crate) async fn http_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let u = url::Url::parse(url).expect("url");
+    let mut s = TcpStream::connect((u.host_str().expect("host"), u.port().expect("port")))
+        .await
+        .expect("connect");
+    let req = format!(
+        "GET {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        u.path()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+        .await
+        .expect("answer within 10 s")
+        .expect("read");
+    out
+}

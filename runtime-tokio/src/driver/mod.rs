@@ -11,6 +11,8 @@ mod journal;
 mod metrics;
 mod remote;
 #[cfg(test)]
+mod sync_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;

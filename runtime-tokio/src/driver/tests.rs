@@ -2,8 +2,6 @@
 //! authorized by a state event, the release finished before `git push` returns, and the
 //! metrics and operator view that follow.
 
-use std::time::Duration;
-
 use grasp_core::nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Tag, Timestamp};
 use grasp_core::npub;
 use serde_json::json;
@@ -118,7 +116,7 @@ async fn announce_state_push_release_and_observe() {
     let note = sign(&keys(2), Kind::TextNote, 103, vec![]);
     assert!(ok(&mut c, &note).await.1.starts_with("blocked:"));
 
-    let metrics = reqwest_get(&format!("{base}/metrics")).await;
+    let metrics = crate::testing::http_get(&format!("{base}/metrics")).await;
     assert!(
         metrics.contains("graspd_events_released_total{path=\"push\"} 2"),
         "{metrics}"
@@ -127,26 +125,6 @@ async fn announce_state_push_release_and_observe() {
         metrics.contains("graspd_release_latency_seconds_bucket"),
         "{metrics}"
     );
-    let view = reqwest_get(&format!("{base}/purgatory.json")).await;
+    let view = crate::testing::http_get(&format!("{base}/purgatory.json")).await;
     assert!(view.contains("\"waiting\":[]"), "{view}");
-}
-
-/// A minimal HTTP GET over a TCP stream (the crate has no HTTP client dependency).
-async fn reqwest_get(url: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let u = url::Url::parse(url).unwrap();
-    let mut s = tokio::net::TcpStream::connect((u.host_str().unwrap(), u.port().unwrap()))
-        .await
-        .unwrap();
-    let req = format!(
-        "GET {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        u.path()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    out
 }
