@@ -166,6 +166,12 @@ impl Engine {
     }
 
     pub(crate) fn emit(&mut self, effect: Effect) {
+        if let Effect::DeleteRepo { repo } = &effect {
+            // Objects known present there are gone with it.
+            if let Some(map) = self.present.get_mut(&repo.d) {
+                map.retain(|_, r| r != repo);
+            }
+        }
         self.effects.push_back(effect);
     }
 

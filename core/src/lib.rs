@@ -57,6 +57,7 @@ mod input;
 mod journal;
 mod metrics;
 mod oid;
+mod pull_request;
 mod purgatory;
 mod push;
 mod related;
@@ -68,6 +69,7 @@ mod throttle;
 mod time;
 mod timers;
 mod verdict;
+mod waiting;
 
 pub use config::{Config, Curation, Limits, authority_of};
 pub use effect::{CheckId, Effect, ReplyToken, RequestId, ServePath};

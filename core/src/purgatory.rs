@@ -134,14 +134,6 @@ impl Purgatory {
         }
     }
 
-    /// Waiting event ids of an identifier, in id order.
-    pub(crate) fn ids_of(&self, d: &str) -> Vec<EventId> {
-        self.by_d
-            .get(d)
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default()
-    }
-
     pub(crate) fn entries_of<'a>(&'a self, d: &str) -> impl Iterator<Item = &'a Entry> + 'a {
         self.by_d
             .get(d)

@@ -101,9 +101,8 @@ impl Engine {
         }
     }
 
-    /// Full alignment: the branches and tags after the push equal exactly the refs of a
-    /// state (stored or waiting) by a maintainer, not older than the repository's
-    /// authoritative state.
+    /// Full alignment: the branches and tags after the push equal exactly the refs of the
+    /// newest state (stored or waiting) by a maintainer of the repository.
     fn aligns_with_state(&self, req: &PushRequest) -> Result<(), String> {
         let mut after: BTreeMap<String, Oid> = req
             .current
@@ -118,7 +117,6 @@ impl Engine {
             };
         }
         let repo = &req.repo;
-        let floor = self.repos.authoritative(repo).map(|s| s.order_key());
         let set = self.repos.maintainers(&repo.owner, &repo.d);
         let mut candidates: Vec<((nostr::prelude::Timestamp, EventId), BTreeMap<String, Oid>)> =
             self.repos
@@ -138,16 +136,17 @@ impl Engine {
                     _ => None,
                 }),
         );
-        candidates.retain(|(k, _)| floor.is_none_or(|f| *k >= f));
-        if candidates.iter().any(|(_, refs)| *refs == after) {
-            return Ok(());
-        }
+        // The newest authorized state (stored or waiting) decides: a push may not
+        // align the repository with an older one.
         let Some((_, newest)) = candidates.iter().max_by_key(|(k, _)| *k) else {
             return Err(format!(
                 "no state event (kind 30618) by a maintainer of '{}' announces these refs; publish one first",
                 repo.d
             ));
         };
+        if *newest == after {
+            return Ok(());
+        }
         Err(explain_mismatch(newest, &after))
     }
 

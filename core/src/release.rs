@@ -69,7 +69,23 @@ impl Engine {
         }
         loop {
             let mut released = false;
-            for id in self.purgatory.ids_of(d) {
+            // Newest states first: an older state released in the same step then finds
+            // a newer authoritative one and aligns nothing (no transient rollback).
+            let mut ids: Vec<(
+                bool,
+                std::cmp::Reverse<(nostr::prelude::Timestamp, EventId)>,
+            )> = self
+                .purgatory
+                .entries_of(d)
+                .map(|e| {
+                    (
+                        !matches!(e.what, Waiting::State(_)),
+                        std::cmp::Reverse((e.event.created_at, e.event.id)),
+                    )
+                })
+                .collect();
+            ids.sort();
+            for id in ids.into_iter().map(|(_, std::cmp::Reverse((_, id)))| id) {
                 released |= self.try_release(&id, d, path);
             }
             if !released {

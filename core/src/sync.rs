@@ -39,8 +39,9 @@ struct Attempt {
 struct Cursor {
     urls: VecDeque<String>,
     in_flight: Option<RequestId>,
-    /// Objects a listed server advertises, to fetch from it next.
-    fetch_next: Option<(String, Vec<Oid>)>,
+    /// Fetches to make next on this domain: what a listed server advertises (split in
+    /// halves when a server refuses part of a multi-object fetch).
+    fetch_next: VecDeque<(String, Vec<Oid>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -212,19 +213,16 @@ impl Engine {
         }
         if missing.is_empty() {
             cursor.urls.clear();
-            cursor.fetch_next = None;
+            cursor.fetch_next.clear();
         }
-        let next = match cursor.fetch_next.take() {
-            Some((url, oids)) => {
-                let oids: Vec<Oid> = oids.into_iter().filter(|o| missing.contains(o)).collect();
-                if oids.is_empty() {
-                    None
-                } else {
-                    Some((url, RequestKind::Fetch(oids)))
-                }
+        let mut next = None;
+        while let Some((url, oids)) = cursor.fetch_next.pop_front() {
+            let oids: Vec<Oid> = oids.into_iter().filter(|o| missing.contains(o)).collect();
+            if !oids.is_empty() {
+                next = Some((url, RequestKind::Fetch(oids)));
+                break;
             }
-            None => None,
-        };
+        }
         let next = next.or_else(|| {
             cursor
                 .urls
@@ -239,7 +237,7 @@ impl Engine {
         if !self.throttle.acquire(domain, d, now) {
             // Keep the fetch for when our turn comes.
             if let (RequestKind::Fetch(oids), Some(c)) = (&kind, self.cursor_mut(d, domain)) {
-                c.fetch_next = Some((url, oids.clone()));
+                c.fetch_next.push_front((url, oids.clone()));
             }
             return false;
         }
@@ -315,7 +313,7 @@ impl Engine {
             .is_some_and(|a| {
                 a.cursors
                     .values()
-                    .all(|c| c.in_flight.is_none() && c.urls.is_empty() && c.fetch_next.is_none())
+                    .all(|c| c.in_flight.is_none() && c.urls.is_empty() && c.fetch_next.is_empty())
             });
         if done {
             let satisfied = self.needs(d).is_empty();
@@ -387,7 +385,7 @@ impl Engine {
         wanted.dedup();
         if !wanted.is_empty() {
             if let Some(c) = self.cursor_mut(&info.d, &info.domain) {
-                c.fetch_next = Some((info.url.clone(), wanted));
+                c.fetch_next.push_back((info.url.clone(), wanted));
             }
         }
         self.after_request(&info);
@@ -428,6 +426,17 @@ impl Engine {
             .or_default() += 1;
         if failure.kind == FailureKind::RateLimited {
             self.counters.remote_rate_limited += 1;
+        }
+        // A server that refuses part of a multi-object fetch may still serve the rest:
+        // ask again for each half (a few extra requests, never one full fetch per id).
+        if let (FailureKind::NotOurRef, RequestKind::Fetch(oids)) = (&failure.kind, &info.kind) {
+            if oids.len() > 1 {
+                let (a, b) = oids.split_at(oids.len() / 2);
+                if let Some(c) = self.cursor_mut(&info.d, &info.domain) {
+                    c.fetch_next.push_front((info.url.clone(), b.to_vec()));
+                    c.fetch_next.push_front((info.url.clone(), a.to_vec()));
+                }
+            }
         }
         self.after_request(&info);
     }

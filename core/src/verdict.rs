@@ -1,9 +1,9 @@
 //! Event verdicts: what to do with each incoming event, by kind (BEHAVIOR.md §1–2).
 
 use crate::effect::{Effect, ReplyToken, ServePath};
-use crate::engine::{Engine, PURGATORY_MESSAGE, PendingCheck, TimerKey};
+use crate::engine::{Engine, PURGATORY_MESSAGE, TimerKey};
 use crate::event::{self, Announcement, Origin, PullRequest, StateRefs};
-use crate::purgatory::{Entry, Waiting};
+use crate::purgatory::Waiting;
 use crate::repo::{RepoId, is_safe_identifier, npub};
 use crate::repo_index::{AnnInfo, AnnStatus, StateInfo};
 use nostr::prelude::{Coordinate, Event, Timestamp};
@@ -96,7 +96,11 @@ impl Engine {
 
     /// `rate-limited:` when one more purgatory entry for this author or identifier would
     /// exceed a cap.
-    fn purgatory_cap_refusal(&self, author: &nostr::prelude::PublicKey, d: &str) -> Option<String> {
+    pub(crate) fn purgatory_cap_refusal(
+        &self,
+        author: &nostr::prelude::PublicKey,
+        d: &str,
+    ) -> Option<String> {
         let l = &self.config.limits;
         if self.purgatory.len() >= l.purgatory_total {
             return Some(format!(
@@ -423,212 +427,6 @@ impl Engine {
         self.timers.set(TimerKey::Entry(aid), deadline);
         if let Some(record) = record {
             self.emit(Effect::Persist { record });
-        }
-    }
-
-    fn tags_known_repo(&self, pr: &PullRequest) -> bool {
-        pr.repos.iter().any(|c| {
-            self.repos
-                .announcement(&c.public_key, &c.identifier)
-                .is_some()
-        })
-    }
-
-    fn on_pull_request(&mut self, token: ReplyToken, e: Event, origin: Origin, pr: PullRequest) {
-        let id = e.id;
-        let Some(d) = pr
-            .repos
-            .iter()
-            .find(|c| {
-                self.repos
-                    .announcement(&c.public_key, &c.identifier)
-                    .is_some()
-            })
-            .map(|c| c.identifier.clone())
-        else {
-            return self.on_related(token, e);
-        };
-        if let Some(why) = self.purgatory_cap_refusal(&e.pubkey, &d) {
-            return self.reply(token, id, false, why);
-        }
-        let hosted = self.pr_repos(&pr.repos);
-        // A git-first placeholder: the right tip becomes the PR's; a wrong one is deleted
-        // at once and the PR waits.
-        for repo in &hosted {
-            let Some(ph) = self.purgatory.placeholders.remove(&(repo.clone(), id)) else {
-                continue;
-            };
-            self.timers.cancel(&TimerKey::Placeholder(repo.clone(), id));
-            self.emit(Effect::Forget {
-                key: crate::journal::JournalKey::Placeholder(repo.clone(), id),
-            });
-            if pr.tip != Ok(ph.oid) {
-                self.emit(Effect::SetRef {
-                    repo: repo.clone(),
-                    name: format!("refs/nostr/{}", id.to_hex()),
-                    target: None,
-                });
-            }
-        }
-        let tip = pr.tip.clone();
-        self.enter_purgatory(
-            e,
-            d.clone(),
-            Waiting::Pr {
-                tip: pr.tip,
-                repos: pr.repos,
-                clone: pr.clone,
-            },
-            origin,
-            Some(token),
-        );
-        match tip {
-            Ok(oid) if !hosted.is_empty() => self.check_objects(&d, vec![oid], Some(id)),
-            _ => self.finalize_waiting(&id),
-        }
-    }
-
-    /// Every hosted repository of the repositories a pull request tags: the owners in the
-    /// maintainer set of each tagged announcement.
-    pub(crate) fn pr_repos(&self, tagged: &[Coordinate]) -> Vec<RepoId> {
-        let mut out: Vec<RepoId> = tagged
-            .iter()
-            .flat_map(|c| {
-                let set = self.repos.maintainers(&c.public_key, &c.identifier);
-                self.repos
-                    .repos(&c.identifier)
-                    .into_iter()
-                    .filter(move |r| set.contains(&r.owner))
-            })
-            .collect();
-        out.sort();
-        out.dedup();
-        out
-    }
-
-    fn on_related(&mut self, token: ReplyToken, e: Event) {
-        let id = e.id;
-        if !self.related.is_related(&e) {
-            return self.reply(
-                token,
-                id,
-                false,
-                "blocked: event does not reference a repository or event hosted here",
-            );
-        }
-        if matches!(e.kind, k if k == event::PULL_REQUEST || k == event::PULL_REQUEST_UPDATE) {
-            if let Some(Ok(tip)) = PullRequest::parse(&e).map(|p| p.tip) {
-                self.pr_tips.insert(id, tip);
-            }
-        }
-        self.related.accept(&e);
-        self.store(e, ServePath::Direct);
-        self.reply(token, id, true, "");
-    }
-
-    /// Puts an event into purgatory (not yet journalled if its verdict waits on a check).
-    pub(crate) fn enter_purgatory(
-        &mut self,
-        e: Event,
-        d: String,
-        what: Waiting,
-        origin: Origin,
-        reply: Option<ReplyToken>,
-    ) {
-        let id = e.id;
-        let deadline = self.now.plus(self.config.purgatory_expiry);
-        self.related.accept(&e);
-        self.purgatory.expired.remove(&id);
-        let entry = Entry {
-            event: e,
-            d,
-            what,
-            origin,
-            arrived: self.now,
-            deadline,
-            forget_at: None,
-            persisted: false,
-            reply,
-        };
-        let persist_now = entry.reply.is_none();
-        self.purgatory.insert(entry);
-        self.timers.set(TimerKey::Entry(id), deadline);
-        self.counters.entered_purgatory += 1;
-        if persist_now {
-            self.persist_entry(&id);
-        }
-    }
-
-    pub(crate) fn persist_entry(&mut self, id: &nostr::prelude::EventId) {
-        if let Some(entry) = self.purgatory.get_mut(id) {
-            entry.persisted = true;
-            let record = entry.record();
-            self.emit(Effect::Persist { record });
-        }
-    }
-
-    /// The verdict of an event that waited for a check and is still waiting: journal it,
-    /// acknowledge it, and schedule the hunt for its data.
-    pub(crate) fn finalize_waiting(&mut self, id: &nostr::prelude::EventId) {
-        let Some(entry) = self.purgatory.get_mut(id) else {
-            return;
-        };
-        let Some(token) = entry.reply.take() else {
-            return;
-        };
-        let (d, origin) = (entry.d.clone(), entry.origin);
-        self.persist_entry(id);
-        self.reply(token, *id, true, PURGATORY_MESSAGE);
-        self.schedule_sync(&d, origin);
-    }
-
-    /// Asks which of `oids` exist in the repositories of `d`; the answer runs the release
-    /// path and, for `event`, sends its verdict.
-    pub(crate) fn check_objects(
-        &mut self,
-        d: &str,
-        oids: Vec<crate::oid::Oid>,
-        event: Option<nostr::prelude::EventId>,
-    ) {
-        let repos = self.repos.repos(d);
-        if repos.is_empty() || oids.is_empty() {
-            if let Some(id) = event {
-                self.finalize_waiting(&id);
-            }
-            return;
-        }
-        let check = self.next_check();
-        self.checks.insert(
-            check,
-            PendingCheck {
-                d: d.to_owned(),
-                event,
-            },
-        );
-        self.emit(Effect::CheckObjects { check, repos, oids });
-    }
-
-    /// After an announcement appears or changes, its repository may already be governed by
-    /// a stored state whose data is here: check, and let the release path align it.
-    fn check_governed_repos(&mut self, d: &str) {
-        let oids = self.needs(d);
-        if !oids.is_empty() {
-            self.check_objects(d, oids.into_iter().collect(), None);
-        }
-    }
-
-    /// Removes a purgatory entry that was superseded, withdrawn or deleted.
-    pub(crate) fn drop_entry(&mut self, id: &nostr::prelude::EventId) {
-        if let Some(entry) = self.purgatory.remove(id) {
-            self.timers.cancel(&TimerKey::Entry(*id));
-            if entry.persisted {
-                self.emit(Effect::Forget {
-                    key: crate::journal::JournalKey::Waiting(*id),
-                });
-            }
-            if let Some(token) = entry.reply {
-                self.reply(token, *id, false, "invalid: superseded before a verdict");
-            }
         }
     }
 }

@@ -199,6 +199,11 @@ fn newest_state_wins() {
     let new = state(&m, "r", 20, &[("refs/heads/main", oid(2))], None);
     h.send(&old);
     h.send(&new);
+    let stale = h.push(&r, &[("refs/heads/main", Some(oid(1)))]);
+    assert!(
+        !stale.is_accepted(),
+        "the older waiting state does not authorize a push"
+    );
     assert!(
         h.push(&r, &[("refs/heads/main", Some(oid(2)))])
             .is_accepted()

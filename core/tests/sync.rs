@@ -470,3 +470,31 @@ fn push_during_sync() {
     assert!(h.engine.sync_view().is_empty());
     assert!(h.engine.poll_timeout().is_none_or(|t| t > h.now));
 }
+
+#[test]
+fn not_our_ref_for_some_ids_does_not_block_the_others() {
+    let mut h = Harness::new();
+    let (owner, m) = (key(1), key(2));
+    announced(&mut h, &owner, "r", &[A], &[&m]);
+    let s1 = main_state(&owner, "r", 11, oid(1));
+    let s2 = state(&m, "r", 12, &[("refs/heads/dev", oid(2))], None);
+    h.send_from(&s1, Origin::Sync);
+    h.send_from(&s2, Origin::Sync);
+    h.advance(ms(500));
+    h.answer_list(
+        A,
+        &[("refs/heads/main", oid(1)), ("refs/heads/dev", oid(2))],
+    );
+    // A advertised o2 but cannot serve it: the whole fetch fails ...
+    h.fail(A, FailureKind::NotOurRef);
+    // ... and the engine asks again for each half, so o1 still arrives.
+    let asked = h.answer_fetch(A, &[oid(1)]);
+    assert_eq!(asked, vec![oid(1)], "the first half alone");
+    assert!(h.is_stored(&s1.id));
+    h.fail(A, FailureKind::NotOurRef);
+    assert!(
+        h.remote.is_empty(),
+        "a single refused id is not split further"
+    );
+    assert!(h.engine.is_waiting(&s2.id));
+}

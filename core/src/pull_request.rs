@@ -1,0 +1,117 @@
+//! Pull requests and updates (wait for their tip commit) and related events (accepted
+//! when they reference, or are referenced by, something accepted here).
+
+use crate::effect::{Effect, ReplyToken, ServePath};
+use crate::engine::{Engine, TimerKey};
+use crate::event::{self, Origin, PullRequest};
+use crate::purgatory::Waiting;
+use crate::repo::RepoId;
+use nostr::prelude::{Coordinate, Event};
+
+impl Engine {
+    pub(crate) fn tags_known_repo(&self, pr: &PullRequest) -> bool {
+        pr.repos.iter().any(|c| {
+            self.repos
+                .announcement(&c.public_key, &c.identifier)
+                .is_some()
+        })
+    }
+
+    pub(crate) fn on_pull_request(
+        &mut self,
+        token: ReplyToken,
+        e: Event,
+        origin: Origin,
+        pr: PullRequest,
+    ) {
+        let id = e.id;
+        let Some(d) = pr
+            .repos
+            .iter()
+            .find(|c| {
+                self.repos
+                    .announcement(&c.public_key, &c.identifier)
+                    .is_some()
+            })
+            .map(|c| c.identifier.clone())
+        else {
+            return self.on_related(token, e);
+        };
+        if let Some(why) = self.purgatory_cap_refusal(&e.pubkey, &d) {
+            return self.reply(token, id, false, why);
+        }
+        let hosted = self.pr_repos(&pr.repos);
+        // A git-first placeholder: the right tip becomes the PR's; a wrong one is deleted
+        // at once and the PR waits.
+        for repo in &hosted {
+            let Some(ph) = self.purgatory.placeholders.remove(&(repo.clone(), id)) else {
+                continue;
+            };
+            self.timers.cancel(&TimerKey::Placeholder(repo.clone(), id));
+            self.emit(Effect::Forget {
+                key: crate::journal::JournalKey::Placeholder(repo.clone(), id),
+            });
+            if pr.tip != Ok(ph.oid) {
+                self.emit(Effect::SetRef {
+                    repo: repo.clone(),
+                    name: format!("refs/nostr/{}", id.to_hex()),
+                    target: None,
+                });
+            }
+        }
+        let tip = pr.tip.clone();
+        self.enter_purgatory(
+            e,
+            d.clone(),
+            Waiting::Pr {
+                tip: pr.tip,
+                repos: pr.repos,
+                clone: pr.clone,
+            },
+            origin,
+            Some(token),
+        );
+        match tip {
+            Ok(oid) if !hosted.is_empty() => self.check_objects(&d, vec![oid], Some(id)),
+            _ => self.finalize_waiting(&id),
+        }
+    }
+
+    /// Every hosted repository of the repositories a pull request tags: the owners in the
+    /// maintainer set of each tagged announcement.
+    pub(crate) fn pr_repos(&self, tagged: &[Coordinate]) -> Vec<RepoId> {
+        let mut out: Vec<RepoId> = tagged
+            .iter()
+            .flat_map(|c| {
+                let set = self.repos.maintainers(&c.public_key, &c.identifier);
+                self.repos
+                    .repos(&c.identifier)
+                    .into_iter()
+                    .filter(move |r| set.contains(&r.owner))
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    pub(crate) fn on_related(&mut self, token: ReplyToken, e: Event) {
+        let id = e.id;
+        if !self.related.is_related(&e) {
+            return self.reply(
+                token,
+                id,
+                false,
+                "blocked: event does not reference a repository or event hosted here",
+            );
+        }
+        if matches!(e.kind, k if k == event::PULL_REQUEST || k == event::PULL_REQUEST_UPDATE) {
+            if let Some(Ok(tip)) = PullRequest::parse(&e).map(|p| p.tip) {
+                self.pr_tips.insert(id, tip);
+            }
+        }
+        self.related.accept(&e);
+        self.store(e, ServePath::Direct);
+        self.reply(token, id, true, "");
+    }
+}

@@ -1,0 +1,116 @@
+//! Entering purgatory, the delayed verdict after an object check, and leaving it other
+//! than by release (superseded, withdrawn, deleted).
+
+use crate::effect::{Effect, ReplyToken};
+use crate::engine::{Engine, PURGATORY_MESSAGE, PendingCheck, TimerKey};
+use crate::event::Origin;
+use crate::purgatory::{Entry, Waiting};
+use nostr::prelude::Event;
+
+impl Engine {
+    /// Puts an event into purgatory (not yet journalled if its verdict waits on a check).
+    pub(crate) fn enter_purgatory(
+        &mut self,
+        e: Event,
+        d: String,
+        what: Waiting,
+        origin: Origin,
+        reply: Option<ReplyToken>,
+    ) {
+        let id = e.id;
+        let deadline = self.now.plus(self.config.purgatory_expiry);
+        self.related.accept(&e);
+        self.purgatory.expired.remove(&id);
+        let entry = Entry {
+            event: e,
+            d,
+            what,
+            origin,
+            arrived: self.now,
+            deadline,
+            forget_at: None,
+            persisted: false,
+            reply,
+        };
+        let persist_now = entry.reply.is_none();
+        self.purgatory.insert(entry);
+        self.timers.set(TimerKey::Entry(id), deadline);
+        self.counters.entered_purgatory += 1;
+        if persist_now {
+            self.persist_entry(&id);
+        }
+    }
+
+    pub(crate) fn persist_entry(&mut self, id: &nostr::prelude::EventId) {
+        if let Some(entry) = self.purgatory.get_mut(id) {
+            entry.persisted = true;
+            let record = entry.record();
+            self.emit(Effect::Persist { record });
+        }
+    }
+
+    /// The verdict of an event that waited for a check and is still waiting: journal it,
+    /// acknowledge it, and schedule the hunt for its data.
+    pub(crate) fn finalize_waiting(&mut self, id: &nostr::prelude::EventId) {
+        let Some(entry) = self.purgatory.get_mut(id) else {
+            return;
+        };
+        let Some(token) = entry.reply.take() else {
+            return;
+        };
+        let (d, origin) = (entry.d.clone(), entry.origin);
+        self.persist_entry(id);
+        self.reply(token, *id, true, PURGATORY_MESSAGE);
+        self.schedule_sync(&d, origin);
+    }
+
+    /// Asks which of `oids` exist in the repositories of `d`; the answer runs the release
+    /// path and, for `event`, sends its verdict.
+    pub(crate) fn check_objects(
+        &mut self,
+        d: &str,
+        oids: Vec<crate::oid::Oid>,
+        event: Option<nostr::prelude::EventId>,
+    ) {
+        let repos = self.repos.repos(d);
+        if repos.is_empty() || oids.is_empty() {
+            if let Some(id) = event {
+                self.finalize_waiting(&id);
+            }
+            return;
+        }
+        let check = self.next_check();
+        self.checks.insert(
+            check,
+            PendingCheck {
+                d: d.to_owned(),
+                event,
+            },
+        );
+        self.emit(Effect::CheckObjects { check, repos, oids });
+    }
+
+    /// After an announcement appears or changes, its repository may already be governed by
+    /// a stored state whose data is here: check, and let the release path align it.
+    pub(crate) fn check_governed_repos(&mut self, d: &str) {
+        let oids = self.needs(d);
+        if !oids.is_empty() {
+            self.check_objects(d, oids.into_iter().collect(), None);
+        }
+    }
+
+    /// Removes a purgatory entry that was superseded, withdrawn or deleted.
+    pub(crate) fn drop_entry(&mut self, id: &nostr::prelude::EventId) {
+        if let Some(entry) = self.purgatory.remove(id) {
+            self.timers.cancel(&TimerKey::Entry(*id));
+            if entry.persisted {
+                self.emit(Effect::Forget {
+                    key: crate::journal::JournalKey::Waiting(*id),
+                });
+            }
+            if let Some(token) = entry.reply {
+                self.reply(token, *id, false, "invalid: superseded before a verdict");
+            }
+        }
+    }
+}
