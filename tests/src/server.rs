@@ -1,0 +1,391 @@
+//! One running `graspd` process.
+//!
+//! Started with `--listen 127.0.0.1:0`: the kernel picks a free port and graspd prints
+//! it (`graspd <version> listening on 127.0.0.1:<port>`), so there is no window in which
+//! another test could take the port. Its public URL is then `http://127.0.0.1:<port>`
+//! (graspd's default for the listen address); a restart passes that port and URL
+//! explicitly. stdout and stderr go to a log file that is printed when the test panics.
+//! The process is killed when the [`Graspd`] is dropped.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use nostr_sdk::prelude::{PublicKey, ToBech32};
+use tempfile::TempDir;
+
+use crate::binary;
+use crate::http;
+
+/// How long a start may take before the test fails.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a [`Graspd`] is started: graspd flags on top of the test defaults.
+#[derive(Debug, Clone)]
+pub struct Options {
+    args: Vec<(String, Option<String>)>,
+}
+
+impl Default for Options {
+    /// Test defaults: a 200 ms client sync delay, a 100 ms relay-sync delay, a 10 s
+    /// fetch timeout, private (loopback) addresses allowed; everything else graspd's
+    /// defaults (30 min purgatory expiry, 24 h announcement soft expiry).
+    fn default() -> Self {
+        let log = std::env::var("GRASP_TESTS_LOG").unwrap_or_else(|_| "info".to_owned());
+        Self { args: Vec::new() }
+            .flag("--client-sync-delay", "200ms")
+            .flag("--sync-delay", "100ms")
+            .flag("--fetch-timeout", "10s")
+            .switch("--allow-private-addresses")
+            .flag("--log-level", &log)
+    }
+}
+
+impl Options {
+    /// Sets `--<name> <value>` (replacing an earlier value of the same flag).
+    pub fn flag(mut self, name: &str, value: &str) -> Self {
+        self.args.retain(|(n, _)| n != name);
+        self.args.push((name.to_owned(), Some(value.to_owned())));
+        self
+    }
+
+    /// Adds a flag without a value.
+    pub fn switch(mut self, name: &str) -> Self {
+        self.args.retain(|(n, _)| n != name);
+        self.args.push((name.to_owned(), None));
+        self
+    }
+
+    /// `--purgatory-expiry <value>` (e.g. `"3s"`).
+    pub fn purgatory_expiry(self, value: &str) -> Self {
+        self.flag("--purgatory-expiry", value)
+    }
+
+    /// `--announcement-soft-expiry <value>`.
+    pub fn announcement_soft_expiry(self, value: &str) -> Self {
+        self.flag("--announcement-soft-expiry", value)
+    }
+
+    fn argv(&self) -> Vec<String> {
+        let mut argv = Vec::new();
+        for (name, value) in &self.args {
+            argv.push(name.clone());
+            if let Some(value) = value {
+                argv.push(value.clone());
+            }
+        }
+        argv
+    }
+}
+
+/// A running graspd with its own data directory.
+#[derive(Debug)]
+pub struct Graspd {
+    child: Option<Child>,
+    port: u16,
+    options: Options,
+    data: TempDir,
+    home: TempDir,
+    log_path: PathBuf,
+    _log_dir: TempDir,
+}
+
+impl Graspd {
+    /// Starts graspd with the test defaults.
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    /// Starts graspd with `options`, waiting until it answers HTTP.
+    pub async fn start_with(options: Options) -> Self {
+        let data = tempfile::Builder::new()
+            .prefix("graspd-data-")
+            .tempdir()
+            .expect("temp data dir");
+        let home = tempfile::Builder::new()
+            .prefix("graspd-home-")
+            .tempdir()
+            .expect("temp home dir");
+        let log_dir = tempfile::Builder::new()
+            .prefix("graspd-log-")
+            .tempdir()
+            .expect("temp log dir");
+        let log_path = log_dir.path().join("graspd.log");
+        let mut server = Self {
+            child: None,
+            port: 0,
+            options,
+            data,
+            home,
+            log_path,
+            _log_dir: log_dir,
+        };
+        server.spawn_and_wait(None).await;
+        server
+    }
+
+    /// The port graspd listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn authority(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:<port>` (no trailing slash).
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `ws://127.0.0.1:<port>` — the relay URL announcements must list.
+    pub fn relay_url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:<port>/<npub>/<d>.git` — the clone URL announcements must list.
+    pub fn repo_url(&self, owner: &PublicKey, d: &str) -> String {
+        format!("{}/{}/{d}.git", self.base_url(), npub(owner))
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    /// Where graspd keeps the bare repository of `(owner, d)`.
+    pub fn repo_dir(&self, owner: &PublicKey, d: &str) -> PathBuf {
+        self.data
+            .path()
+            .join("repos")
+            .join(npub(owner))
+            .join(format!("{d}.git"))
+    }
+
+    /// Everything graspd logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// `kill -9`: no chance to flush or shut down.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits up to `timeout` for a graceful exit (SIGKILL after that).
+    pub fn terminate(&mut self, timeout: Duration) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts graspd again on the same port and data directory (after [`kill9`] or
+    /// [`terminate`]; kills a still running process first).
+    ///
+    /// [`kill9`]: Self::kill9
+    /// [`terminate`]: Self::terminate
+    pub async fn restart(&mut self) {
+        self.kill9();
+        let port = self.port;
+        self.spawn_and_wait(Some(port)).await;
+    }
+
+    async fn spawn_and_wait(&mut self, port: Option<u16>) {
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        loop {
+            match self.spawn(port).await {
+                Ok(port) => {
+                    self.port = port;
+                    break;
+                }
+                // The old port can stay busy for a moment after a kill.
+                Err(why) if port.is_some() && tokio::time::Instant::now() < deadline => {
+                    self.append_log(&format!("[harness] restart failed, retrying: {why}"));
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(why) => panic!("graspd did not start: {why}\n{}", self.log_tail()),
+            }
+        }
+        let url = format!("{}/", self.base_url());
+        crate::eventually(START_TIMEOUT, "graspd answers HTTP", || {
+            let url = url.clone();
+            async move {
+                match http::get(&url, &[]).await {
+                    Ok(response) if response.status == 200 => Some(()),
+                    _ => None,
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Spawns the process and waits for its "listening on" line; returns the port.
+    async fn spawn(&mut self, port: Option<u16>) -> Result<u16, String> {
+        let binary = binary::graspd();
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .map_err(|e| format!("log file: {e}"))?;
+        let mut command = Command::new(binary);
+        command
+            .args(self.options.argv())
+            .arg("--data-dir")
+            .arg(self.data.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        match port {
+            Some(port) => {
+                command
+                    .arg("--listen")
+                    .arg(format!("127.0.0.1:{port}"))
+                    .arg("--public-url")
+                    .arg(format!("http://127.0.0.1:{port}"));
+            }
+            None => {
+                command.arg("--listen").arg("127.0.0.1:0");
+            }
+        }
+        isolate_env(&mut command, self.home.path());
+        self.append_log(&format!("[harness] starting {command:?}"));
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        let log_path = self.log_path.clone();
+        std::thread::spawn(move || copy_stdout(stdout, &log_path, tx));
+        self.child = Some(child);
+        let waited = tokio::task::spawn_blocking(move || rx.recv_timeout(START_TIMEOUT))
+            .await
+            .map_err(|e| format!("join: {e}"))?;
+        match waited {
+            Ok(port) => Ok(port),
+            Err(_) => {
+                self.kill9();
+                Err("no `listening on` line on stdout".to_owned())
+            }
+        }
+    }
+
+    fn append_log(&self, line: &str) {
+        if let Ok(mut file) = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+        {
+            let _ = writeln!(file, "{line}");
+        }
+    }
+
+    /// The last lines of the log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        let start = lines.len().saturating_sub(300);
+        lines[start..].join("\n")
+    }
+}
+
+impl Drop for Graspd {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!(
+                "----- graspd log (port {}, data {}) -----\n{}\n----- end of graspd log -----",
+                self.port,
+                self.data.path().display(),
+                self.log_tail()
+            );
+        }
+    }
+}
+
+/// Copies graspd's stdout to the log; sends the port of the `listening on` line.
+fn copy_stdout(stdout: std::process::ChildStdout, log_path: &Path, tx: mpsc::Sender<u16>) {
+    let mut log: Option<File> = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .ok();
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if let Some(log) = &mut log {
+            let _ = writeln!(log, "[stdout] {line}");
+        }
+        if let Some((_, addr)) = line.split_once(" listening on ") {
+            if let Some(port) = addr
+                .trim()
+                .rsplit_once(':')
+                .and_then(|(_, port)| port.parse().ok())
+            {
+                let _ = tx.send(port);
+            }
+        }
+    }
+}
+
+/// The environment every child process (graspd, git) gets: no proxies (everything is
+/// on loopback), no prompts, no user or system git configuration.
+pub fn isolate_env(command: &mut Command, home: &Path) {
+    for var in [
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_CONFIG",
+        "GIT_CONFIG_PARAMETERS",
+        "GIT_PROTOCOL",
+        "GIT_ASKPASS",
+        "SSH_ASKPASS",
+        "RUST_LOG",
+    ] {
+        command.env_remove(var);
+    }
+    command
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost")
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("NO_COLOR", "1");
+}
+
+/// The bech32 `npub1…` of a key.
+pub fn npub(key: &PublicKey) -> String {
+    key.to_bech32().expect("npub encoding")
+}

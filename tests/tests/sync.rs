@@ -1,0 +1,191 @@
+//! Issue 5 ("Purgatory sync for real"): several graspd instances fetching from each
+//! other, and persistence across `kill -9`.
+
+use std::time::Duration;
+
+use grasp_tests::events::{self, Announcement};
+use grasp_tests::fixture::World;
+use grasp_tests::git::Work;
+use grasp_tests::nostr_sdk::prelude::{Event, Keys, PublicKey};
+use grasp_tests::relay::RelayClient;
+use grasp_tests::server::Graspd;
+
+/// An announcement by `owner` listing every server in `servers` (clone and relays).
+fn announcement_on(servers: &[&Graspd], owner: &Keys, d: &str) -> Event {
+    let pk = owner.public_key();
+    let mut ann = Announcement::on(servers[0], &pk, d);
+    ann.clone = servers.iter().map(|s| s.repo_url(&pk, d)).collect();
+    ann.relays = servers.iter().map(|s| s.relay_url()).collect();
+    ann.sign(owner)
+}
+
+async fn served_on(relay: &RelayClient, ids: &[grasp_tests::nostr_sdk::prelude::EventId]) -> bool {
+    let found = relay
+        .query_ids(grasp_tests::nostr_sdk::prelude::Filter::new().ids(ids.iter().copied()))
+        .await;
+    ids.iter().all(|id| found.contains(id))
+}
+
+async fn refs_on(
+    world: &World,
+    server: &Graspd,
+    owner: &PublicKey,
+    d: &str,
+) -> Vec<(String, String)> {
+    world
+        .git
+        .ls_remote(&server.repo_url(owner, d))
+        .await
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("refs/heads/"))
+        .collect()
+}
+
+#[tokio::test]
+async fn single_server_fetch_releases() {
+    // A: where the state is published without a push. B: where the data is.
+    let a = World::start().await;
+    let b = World::start().await;
+    let owner = Keys::generate();
+    let pk = owner.public_key();
+    let d = "fetched";
+    let announcement = announcement_on(&[&a.server, &b.server], &owner, d);
+    a.publish_purgatory(&announcement, "announcement on A")
+        .await;
+    b.publish_purgatory(&announcement, "announcement on B")
+        .await;
+
+    let work = Work::init().await;
+    let c1 = work.commit("only on B").await;
+    let state = events::main_state(&owner, d, &c1, events::now());
+    b.publish_purgatory(&state, "state on B").await;
+    work.push(&b.repo_url(&pk, d), &["main"])
+        .await
+        .expect_ok("push to B");
+    b.wait_served(&[state.id], "state released on B").await;
+
+    // A hears of the state from a client; after the (test: 200 ms) client delay it
+    // fetches from B and releases.
+    a.publish_purgatory(&state, "state on A").await;
+    grasp_tests::eventually(
+        Duration::from_secs(20),
+        "A fetches from B and releases",
+        || async {
+            served_on(&a.relay, &[state.id, announcement.id])
+                .await
+                .then_some(())
+        },
+    )
+    .await;
+    a.wait_refs(&pk, d, &[("refs/heads/main", &c1)]).await;
+    assert_eq!(
+        refs_on(&a, &a.server, &pk, d).await,
+        vec![("refs/heads/main".to_owned(), c1.clone())]
+    );
+}
+
+#[tokio::test]
+async fn partial_oid_aggregation() {
+    // A needs main (on B only) and dev (on C only).
+    let a = World::start().await;
+    let b = World::start().await;
+    let c = World::start().await;
+    let owner = Keys::generate();
+    let pk = owner.public_key();
+    let d = "partial";
+    let announcement = announcement_on(&[&a.server, &b.server, &c.server], &owner, d);
+    for (world, name) in [(&a, "A"), (&b, "B"), (&c, "C")] {
+        world
+            .publish_purgatory(&announcement, &format!("announcement on {name}"))
+            .await;
+    }
+    let work = Work::init().await;
+    let base = work.commit("base").await;
+    let c_main = work.commit("main work").await;
+    work.branch_from("dev", &base).await;
+    let c_dev = work.commit("dev work").await;
+
+    let on_b = events::main_state(&owner, d, &c_main, events::at(-20));
+    b.publish_purgatory(&on_b, "state on B").await;
+    work.push(&b.repo_url(&pk, d), &["main"])
+        .await
+        .expect_ok("push to B");
+    let on_c = events::state(
+        &owner,
+        d,
+        &[("refs/heads/dev", &c_dev)],
+        Some("ref: refs/heads/dev"),
+        events::at(-10),
+    );
+    c.publish_purgatory(&on_c, "state on C").await;
+    work.push(&c.repo_url(&pk, d), &["dev"])
+        .await
+        .expect_ok("push to C");
+
+    let full = events::state(
+        &owner,
+        d,
+        &[("refs/heads/main", &c_main), ("refs/heads/dev", &c_dev)],
+        Some("ref: refs/heads/main"),
+        events::now(),
+    );
+    a.publish_purgatory(&full, "state on A needing both").await;
+    grasp_tests::eventually(
+        Duration::from_secs(30),
+        "A aggregates B's and C's objects and releases",
+        || async { served_on(&a.relay, &[full.id]).await.then_some(()) },
+    )
+    .await;
+    a.wait_refs(
+        &pk,
+        d,
+        &[("refs/heads/main", &c_main), ("refs/heads/dev", &c_dev)],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn restart_keeps_purgatory() {
+    let mut world = World::start().await;
+    let owner = Keys::generate();
+    let pk = owner.public_key();
+    let work = Work::init().await;
+    let mut waiting = Vec::new();
+    let mut commits = Vec::new();
+    for d in ["one", "two", "three"] {
+        let ann = world.announce(&owner, d, &[]).await;
+        let c = work.commit(d).await;
+        let state = events::main_state(&owner, d, &c, events::now());
+        world.publish_purgatory(&state, "state").await;
+        waiting.push((d, ann, state));
+        commits.push(c);
+    }
+
+    world.server.kill9();
+    world.server.restart().await;
+    let relay = RelayClient::connect(&world.server.relay_url()).await;
+    world.relay = relay;
+
+    for (d, ann, state) in &waiting {
+        assert!(
+            world.repo_exists(&pk, d).await,
+            "repository {d} after restart"
+        );
+        assert_eq!(
+            world.publish(state).await.message,
+            grasp_tests::DUPLICATE_IN_PURGATORY,
+            "state of {d} still waits after kill -9"
+        );
+        world
+            .assert_not_served(ann.id, "announcement after restart")
+            .await;
+    }
+    for ((d, ann, state), c) in waiting.iter().zip(&commits) {
+        work.push(&world.repo_url(&pk, d), &[&format!("{c}:refs/heads/main")])
+            .await
+            .expect_ok("push after the restart");
+        world
+            .wait_served(&[ann.id, state.id], "released after the restart")
+            .await;
+    }
+}
