@@ -100,19 +100,25 @@ pub(crate) struct TestServer {
     _stop: oneshot::Sender<()>,
 }
 
+/// A temp data dir, a listener on 127.0.0.1:0 and the configuration naming both.
+async fn bind_config(args: &[&str]) -> (tempfile::TempDir, TcpListener, SocketAddr, Config) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let data = dir.path().join("data");
+    let mut argv = vec!["graspd", "--data-dir", data.to_str().expect("utf8 path")];
+    argv.extend_from_slice(args);
+    let mut config = Config::try_parse_from(argv).expect("args");
+    config.listen = addr;
+    config.public_url = Some(Url::parse(&format!("http://{addr}")).expect("url"));
+    (dir, listener, addr, config)
+}
+
 impl TestServer {
     /// Starts a server with extra command-line `args`, the [`StoreAll`] sink and
     /// `authorizer`.
     pub(crate) async fn start(args: &[&str], authorizer: Arc<dyn PushAuthorizer>) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let data = dir.path().join("data");
-        let mut argv = vec!["graspd", "--data-dir", data.to_str().expect("utf8 path")];
-        argv.extend_from_slice(args);
-        let mut config = Config::try_parse_from(argv).expect("args");
-        config.listen = addr;
-        config.public_url = Some(Url::parse(&format!("http://{addr}")).expect("url"));
+        let (dir, listener, addr, config) = bind_config(args).await;
         let server = Arc::new(Server::open(config).await.expect("open"));
         let sink = Arc::new(StoreAll {
             store: server.store().clone(),
@@ -136,15 +142,7 @@ impl TestServer {
 
     /// Starts a server driven by the real engine (as `graspd` runs), with extra `args`.
     pub(crate) async fn start_engine(args: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let data = dir.path().join("data");
-        let mut argv = vec!["graspd", "--data-dir", data.to_str().expect("utf8 path")];
-        argv.extend_from_slice(args);
-        let mut config = Config::try_parse_from(argv).expect("args");
-        config.listen = addr;
-        config.public_url = Some(Url::parse(&format!("http://{addr}")).expect("url"));
+        let (dir, listener, addr, config) = bind_config(args).await;
         let mut server = Server::open(config).await.expect("open");
         let engine = crate::driver::start(
             server.config(),

@@ -35,16 +35,11 @@ impl Resolved {
 
 /// Checks and resolves `url`; `Err` carries the reason shown to operators.
 pub async fn check(url: &str, allow_private: bool) -> Result<Resolved, String> {
+    // The engine's rule (scheme, credentials, host) first: one definition of a usable URL.
+    if let Some(why) = grasp_core::url_refusal(url, "") {
+        return Err(why);
+    }
     let parsed = Url::parse(url).map_err(|e| format!("not a valid URL: {e}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!(
-            "scheme '{}' is not allowed (http and https only)",
-            parsed.scheme()
-        ));
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err("URLs with credentials are not fetched".into());
-    }
     let host = parsed
         .host_str()
         .ok_or("URL has no host")?

@@ -157,11 +157,12 @@ async fn run(
     // Dropping the child (kill_on_drop) stops git when the timeout or the cap hits.
 }
 
-async fn tmp_pack_size(repo: &Path) -> u64 {
+/// Total size of the files in `objects/pack` whose names pass `pick`.
+async fn pack_files_size(repo: &Path, pick: impl Fn(&str) -> bool) -> u64 {
     let mut total = 0;
     if let Ok(mut rd) = tokio::fs::read_dir(repo.join("objects/pack")).await {
         while let Ok(Some(e)) = rd.next_entry().await {
-            if e.file_name().to_string_lossy().starts_with("tmp_") {
+            if pick(&e.file_name().to_string_lossy()) {
                 total += e.metadata().await.map(|m| m.len()).unwrap_or(0);
             }
         }
@@ -169,16 +170,14 @@ async fn tmp_pack_size(repo: &Path) -> u64 {
     total
 }
 
+/// Bytes of the pack git is receiving right now (its temporary files).
+async fn tmp_pack_size(repo: &Path) -> u64 {
+    pack_files_size(repo, |n| n.starts_with("tmp_")).await
+}
+
+/// Bytes of the complete packs.
 async fn pack_bytes(repo: &Path) -> u64 {
-    let mut total = 0;
-    if let Ok(mut rd) = tokio::fs::read_dir(repo.join("objects/pack")).await {
-        while let Ok(Some(e)) = rd.next_entry().await {
-            if e.file_name().to_string_lossy().ends_with(".pack") {
-                total += e.metadata().await.map(|m| m.len()).unwrap_or(0);
-            }
-        }
-    }
-    total
+    pack_files_size(repo, |n| n.ends_with(".pack")).await
 }
 
 /// A remote's advertised refs (`git ls-remote`).
