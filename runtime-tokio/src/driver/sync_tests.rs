@@ -213,3 +213,129 @@ async fn clone_url_scheme_guard() {
         "private addresses refused without the flag: {view}"
     );
 }
+
+/// Polls `/purgatory.json` until `pred` holds (or 15 s pass); returns the last view.
+async fn view_until(server: &TestServer, pred: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let view = crate::testing::http_get(&format!("{}/purgatory.json", server.base())).await;
+        if pred(&view) || start.elapsed() > Duration::from_secs(15) {
+            return view;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A waiting state on A whose announcement names `remotes` (extra clone URLs).
+async fn waiting_with(a: &TestServer, owner: &Keys, remotes: &[String]) -> Event {
+    let mut clone = vec!["clone".to_owned(), clone_url(a, owner)];
+    clone.extend(remotes.iter().cloned());
+    let ann = sign(
+        owner,
+        Kind::GitRepoAnnouncement,
+        20,
+        vec![
+            vec!["d".into(), "proj".into()],
+            clone,
+            vec!["relays".into(), format!("ws://{}", a.addr)],
+        ],
+    );
+    publish(a, &ann).await;
+    let st = state(owner, &[("refs/heads/main", &"2".repeat(40))], 21);
+    publish(a, &st).await;
+    st
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_remote_bounded() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s); // accepts and never answers
+        }
+    });
+    let mut args = FAST.to_vec();
+    args.extend(["--fetch-timeout", "1s"]);
+    let a = TestServer::start_engine(&args).await;
+    let st = waiting_with(&a, &keys(1), &[format!("http://127.0.0.1:{port}/x.git")]).await;
+    let view = view_until(&a, |v| v.contains("Timeout")).await;
+    assert!(
+        view.contains("failed (Timeout)"),
+        "cut at the fetch timeout and counted: {view}"
+    );
+    assert!(
+        view.contains(&st.id.to_hex()),
+        "the event still waits: {view}"
+    );
+    let metrics = crate::testing::http_get(&format!("{}/metrics", a.base())).await;
+    assert!(
+        metrics.contains("graspd_fetch_failures_total{kind=\"timeout\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "graspd_domain_in_flight{{domain=\"127.0.0.1:{port}\"}} 0"
+        )),
+        "slot freed: {metrics}"
+    );
+    hold.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_failure_is_input() {
+    // A refused connection, and a server that answers garbage.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let garbage = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let garbage_port = garbage.local_addr().unwrap().port();
+    let serve = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = garbage.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let body = "this is not a pkt-line stream";
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-git-upload-pack-advertisement\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(answer.as_bytes()).await;
+        }
+    });
+    let a = TestServer::start_engine(FAST).await;
+    let urls = [
+        format!("http://127.0.0.1:{closed_port}/x.git"),
+        format!("http://127.0.0.1:{garbage_port}/x.git"),
+    ];
+    let st = waiting_with(&a, &keys(1), &urls).await;
+    let view = view_until(&a, |v| v.matches("failed (").count() >= 2).await;
+    assert_eq!(
+        view.matches("failed (").count(),
+        2,
+        "both failures recorded: {view}"
+    );
+    assert!(
+        view.contains(&st.id.to_hex()),
+        "the event still waits, retried by backoff: {view}"
+    );
+    assert!(view.contains("\"attempts\":1"), "{view}");
+    serve.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_domain_excluded() {
+    let a = TestServer::start_engine(FAST).await;
+    let other_owner = keys(9);
+    // A second clone URL on our own authority (another owner's path) is never fetched.
+    let st = waiting_with(&a, &keys(1), &[clone_url(&a, &other_owner)]).await;
+    let view = view_until(&a, |v| v.contains("own URL")).await;
+    assert!(view.contains("refused: this server's own URL"), "{view}");
+    assert!(view.contains(&st.id.to_hex()));
+    let metrics = crate::testing::http_get(&format!("{}/metrics", a.base())).await;
+    assert!(
+        !metrics.contains("graspd_remote_requests_started_total{"),
+        "no request was made: {metrics}"
+    );
+}
