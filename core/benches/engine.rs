@@ -256,6 +256,43 @@ fn main() {
             w.engine.handle_timeout(w.now);
         }
         println!("idle timeout {}", rate(k, t.elapsed()));
+        // 4a. Fetch results that release nothing: every identifier's attempt starts, each
+        //     advertisement request fails; counts the failure inputs only.
+        {
+            let mut probe = world(n);
+            probe.now = probe.now.plus(Duration::from_secs(200));
+            probe.engine.handle_timeout(probe.now);
+            let mut requests = Vec::new();
+            while let Some(e) = probe.engine.poll_effect() {
+                if let Effect::ListRefs { request, .. } = e {
+                    requests.push(request);
+                }
+            }
+            // Each failure frees a slot, so the throttle hands it to the next identifier:
+            // fail those too, until every attempt is over (window-limited ones wait).
+            let mut queue: std::collections::VecDeque<_> = requests.into();
+            let mut count = 0;
+            let t = Instant::now();
+            while let Some(request) = queue.pop_front() {
+                let failure = grasp_core::Failure {
+                    kind: grasp_core::FailureKind::Timeout,
+                    detail: String::new(),
+                };
+                probe
+                    .engine
+                    .handle_input(probe.now, Input::RequestFailed { request, failure });
+                count += 1;
+                while let Some(e) = probe.engine.poll_effect() {
+                    if let Effect::ListRefs { request, .. } = e {
+                        queue.push_back(request);
+                    }
+                }
+            }
+            println!(
+                "fetch failure{}  ({count} requests)",
+                rate(count.max(1), t.elapsed())
+            );
+        }
         // 4. A whole sync round: attempts start, every ListRefs and Fetch is answered
         //    (objects found), events are released. Counts every input.
         w.now = w.now.plus(Duration::from_secs(200));

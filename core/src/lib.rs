@@ -19,29 +19,29 @@
 //!    [`Engine::handle_timeout`]. Early or repeated calls are harmless.
 //!
 //! ```no_run
+//! use grasp_core::nostr::prelude::{Event, Timestamp};
 //! use grasp_core::{Config, Effect, Engine, Input, Origin, ReplyToken, Time, VerifiedEvent};
-//! # fn now() -> Time { Time::from_millis(0) }
-//! # fn next_event() -> nostr::prelude::Event { unimplemented!() }
-//! let config = Config::new("http://127.0.0.1:7334".parse().unwrap());
-//! let mut engine = Engine::new(config);
-//! engine.handle_input(now(), Input::Hydrated);
-//! let event = VerifiedEvent::verify(next_event()).expect("valid signature");
-//! engine.handle_input(now(), Input::Event {
-//!     token: ReplyToken(1),
-//!     event,
-//!     origin: Origin::Client,
-//!     received_at: nostr::prelude::Timestamp::from_secs(1_700_000_000),
-//! });
-//! while let Some(effect) = engine.poll_effect() {
-//!     match effect {
-//!         Effect::Reply { accepted, message, .. } => println!("OK {accepted} {message}"),
-//!         other => println!("execute {other:?}"),
+//!
+//! /// One turn of a driver: an event from a client, its effects, the next deadline.
+//! fn turn(engine: &mut Engine, now: Time, received: Event) -> Option<Time> {
+//!     let event = VerifiedEvent::verify(received).expect("valid id and signature");
+//!     engine.handle_input(now, Input::Event {
+//!         token: ReplyToken(1),
+//!         event,
+//!         origin: Origin::Client,
+//!         received_at: Timestamp::from_secs(now.as_millis() / 1000),
+//!     });
+//!     while let Some(effect) = engine.poll_effect() {
+//!         match effect {
+//!             Effect::Reply { accepted, message, .. } => println!("OK {accepted} {message}"),
+//!             other => println!("execute, in order: {other:?}"),
+//!         }
 //!     }
+//!     engine.poll_timeout() // sleep until then, and call handle_timeout
 //! }
-//! if let Some(deadline) = engine.poll_timeout() {
-//!     // sleep until `deadline`, then:
-//!     engine.handle_timeout(deadline);
-//! }
+//!
+//! let mut engine = Engine::new(Config::new("http://127.0.0.1:7334".parse().unwrap()));
+//! engine.handle_input(Time::from_millis(0), Input::Hydrated);
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
