@@ -28,25 +28,14 @@ pub enum PathError {
 /// non-empty, at most [`MAX_IDENTIFIER_LEN`] bytes, no `/` or `\`, no `..`, no control
 /// characters, and not starting with `.` or `-` (hidden files, git option injection).
 pub fn validate_identifier(identifier: &str) -> Result<(), PathError> {
-    if identifier.is_empty() {
-        return Err(PathError::BadIdentifier("empty"));
+    // One rule for the whole server: the engine refuses announcements by the same test.
+    if grasp_core::is_safe_identifier(identifier) {
+        Ok(())
+    } else {
+        Err(PathError::BadIdentifier(
+            "must be 1 to 128 bytes, without `/`, `\\`, `..` or control characters, not starting with `.` or `-`",
+        ))
     }
-    if identifier.len() > MAX_IDENTIFIER_LEN {
-        return Err(PathError::BadIdentifier("too long"));
-    }
-    if identifier.contains(['/', '\\']) {
-        return Err(PathError::BadIdentifier("contains a path separator"));
-    }
-    if identifier.contains("..") {
-        return Err(PathError::BadIdentifier("contains `..`"));
-    }
-    if identifier.chars().any(char::is_control) {
-        return Err(PathError::BadIdentifier("contains a control character"));
-    }
-    if identifier.starts_with(['.', '-']) {
-        return Err(PathError::BadIdentifier("starts with `.` or `-`"));
-    }
-    Ok(())
 }
 
 /// A validated repository coordinate: owner public key and identifier.
