@@ -339,3 +339,93 @@ async fn own_domain_excluded() {
         "no request was made: {metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_during_sync() {
+    // The remote accepts and stalls, so a fetch is in flight when the push lands.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let mut args = FAST.to_vec();
+    args.extend(["--fetch-timeout", "2s"]);
+    let a = TestServer::start_engine(&args).await;
+    let owner = keys(1);
+    let tmp = tempfile::tempdir().unwrap();
+    let wt = work_tree(tmp.path(), "wt", b"one").await;
+    let tip = git_ok(&wt, &["rev-parse", "HEAD"]).await;
+    let mut clone = vec![
+        "clone".to_owned(),
+        clone_url(&a, &owner),
+        format!("http://127.0.0.1:{port}/x.git"),
+    ];
+    clone.shrink_to_fit();
+    let ann = sign(
+        &owner,
+        Kind::GitRepoAnnouncement,
+        20,
+        vec![
+            vec!["d".into(), "proj".into()],
+            clone,
+            vec!["relays".into(), format!("ws://{}", a.addr)],
+        ],
+    );
+    publish(&a, &ann).await;
+    let st = state(&owner, &[("refs/heads/main", &tip)], 21);
+    publish(&a, &st).await;
+    let metrics_url = format!("{}/metrics", a.base());
+    let in_flight = format!("graspd_domain_in_flight{{domain=\"127.0.0.1:{port}\"}} 1");
+    let start = Instant::now();
+    while !crate::testing::http_get(&metrics_url)
+        .await
+        .contains(&in_flight)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the fetch never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pushed = git(&wt, &["push", "--quiet", &clone_url(&a, &owner), "main"]).await;
+    assert!(pushed.ok, "{}", pushed.stderr);
+    let mut c = WsClient::connect(&a).await;
+    assert_eq!(
+        c.req("p", json!([{"ids": [st.id.to_hex()]}])).await.len(),
+        1,
+        "released by the push"
+    );
+    // The stalled fetch ends at its timeout: nothing is released twice, nothing breaks.
+    let start = Instant::now();
+    let mut metrics = String::new();
+    while start.elapsed() < Duration::from_secs(10) {
+        metrics = crate::testing::http_get(&metrics_url).await;
+        if metrics.contains("graspd_fetch_failures_total{kind=\"timeout\"} 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        metrics.contains("graspd_fetch_failures_total{kind=\"timeout\"} 1"),
+        "{metrics}"
+    );
+    let view = crate::testing::http_get(&format!("{}/purgatory.json", a.base())).await;
+    assert!(
+        view.contains("\"waiting\":[]") && view.contains("\"sync\":[]"),
+        "{view}"
+    );
+    assert!(
+        metrics.contains("graspd_events_released_total{path=\"push\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("graspd_events_released_total{path=\"sync\"} 0"),
+        "{metrics}"
+    );
+    let mut c = WsClient::connect(&a).await;
+    assert_eq!(c.req("q", json!([{"kinds": [30618]}])).await.len(), 1);
+    hold.abort();
+}
