@@ -189,3 +189,62 @@ async fn restart_keeps_purgatory() {
             .await;
     }
 }
+
+/// kill -9 while a fetch is in flight, down longer than the purgatory expiry: on restart
+/// the state is expired (downtime counts) and the announcement's repository is gone,
+/// not given a fresh 30 min.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downtime_counts() {
+    let stall = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = stall.local_addr().expect("addr").port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = stall.accept().await {
+            held.push(s); // accepts and never answers
+        }
+    });
+    let options = grasp_tests::server::Options::default()
+        .purgatory_expiry("4s")
+        .flag("--fetch-timeout", "60s");
+    let mut world = World::start_with(options).await;
+    let owner = Keys::generate();
+    let pk = owner.public_key();
+    let mut ann = Announcement::on(&world.server, &pk, "down");
+    ann.clone.push(format!("http://127.0.0.1:{port}/x.git"));
+    let ann = ann.sign(&owner);
+    world.publish_purgatory(&ann, "announcement").await;
+    let state = events::main_state(&owner, "down", &"3".repeat(40), events::now());
+    world.publish_purgatory(&state, "state").await;
+    let metrics_url = format!("{}/metrics", world.server.base_url());
+    let in_flight = format!("graspd_domain_in_flight{{domain=\"127.0.0.1:{port}\"}} 1");
+    grasp_tests::eventually(Duration::from_secs(10), "a fetch in flight", || async {
+        let r = grasp_tests::http::get(&metrics_url, &[]).await.ok()?;
+        r.text().contains(&in_flight).then_some(())
+    })
+    .await;
+
+    world.server.kill9();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    world.server.restart().await;
+    world.relay = RelayClient::connect(&world.server.relay_url()).await;
+
+    let view = grasp_tests::http::get(&format!("{}/purgatory.json", world.server.base_url()), &[])
+        .await
+        .expect("view")
+        .text();
+    assert!(
+        !view.contains(&state.id.to_hex()),
+        "the state expired while down: {view}"
+    );
+    assert!(
+        view.contains("\"soft_expired\":true"),
+        "the announcement soft-expired: {view}"
+    );
+    assert!(
+        !world.repo_exists(&pk, "down").await,
+        "its repository is deleted"
+    );
+    hold.abort();
+}
