@@ -429,3 +429,38 @@ async fn push_during_sync() {
     assert_eq!(c.req("q", json!([{"kinds": [30618]}])).await.len(), 1);
     hold.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_syncs_all_owner_repos() {
+    // A hosts the owner's repo and a co-maintainer's; the data lives only on B.
+    let (a, b) = (
+        TestServer::start_engine(FAST).await,
+        TestServer::start_engine(FAST).await,
+    );
+    let (owner, m) = (keys(1), keys(2));
+    let tmp = tempfile::tempdir().unwrap();
+    let wt = work_tree(tmp.path(), "wt", b"shared").await;
+    let tip = git_ok(&wt, &["rev-parse", "HEAD"]).await;
+    host(&b, &owner, &wt, &[("refs/heads/main", &tip)], &["main"]).await;
+    let with_maintainer = |who: &Keys, other: &Keys, mirrors: &[&TestServer]| {
+        let base = announcement(&a, who, mirrors, 30);
+        let mut tags: Vec<Vec<String>> = base.tags.iter().map(|t| t.as_slice().to_vec()).collect();
+        tags.push(vec!["maintainers".into(), other.public_key().to_hex()]);
+        sign(who, Kind::GitRepoAnnouncement, 30, tags)
+    };
+    assert!(publish(&a, &with_maintainer(&owner, &m, &[&b])).await.0);
+    assert!(publish(&a, &with_maintainer(&m, &owner, &[])).await.0);
+    let st = state(&owner, &[("refs/heads/main", &tip)], 31);
+    publish(&a, &st).await;
+    assert!(
+        wait_stored(&a, &st.id.to_hex(), Duration::from_secs(20)).await,
+        "released on A"
+    );
+    for who in [&owner, &m] {
+        let dir = format!("clone-{}", npub(&who.public_key()));
+        let out = git(tmp.path(), &["clone", "--quiet", &clone_url(&a, who), &dir]).await;
+        assert!(out.ok, "{}", out.stderr);
+        let got = git_ok(&tmp.path().join(&dir), &["rev-parse", "HEAD"]).await;
+        assert_eq!(got, tip, "every owner repo on A is aligned");
+    }
+}
