@@ -248,3 +248,69 @@ async fn downtime_counts() {
     );
     hold.abort();
 }
+
+/// kill -9 in the middle of a large push: whether graspd died before or after git wrote
+/// the refs, the restart leaves no half-written ref, nothing acknowledged is lost, and a
+/// push afterwards releases the waiting events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_during_push_leaves_nothing_half_written() {
+    let mut world = World::start().await;
+    let owner = Keys::generate();
+    let pk = owner.public_key();
+    let ann = world.announce(&owner, "big", &[]).await;
+    let work = Work::init().await;
+    // ~24 MB of incompressible data, so the push takes a while on loopback.
+    let mut data = vec![0u8; 24 << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(work.path().join("blob.bin"), &data).expect("write");
+    work.git(&["add", "blob.bin"]).await.expect_ok("git add");
+    let tip = work.commit("big").await;
+    let state = events::main_state(&owner, "big", &tip, events::now());
+    world.publish_purgatory(&state, "state").await;
+
+    let url = world.repo_url(&pk, "big");
+    let pushing = {
+        let work_dir = work.path();
+        let git = work.env().clone();
+        let url = url.clone();
+        tokio::spawn(async move { git.run(Some(&work_dir), &["push", &url, "main"]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    world.server.kill9();
+    let _ = pushing.await;
+    world.server.restart().await;
+    world.relay = RelayClient::connect(&world.server.relay_url()).await;
+
+    let refs = world.refs(&pk, "big").await;
+    match refs.get("refs/heads/main") {
+        // The push finished before the kill: released then, or by the restart's check.
+        Some(oid) => {
+            assert_eq!(oid, &tip, "no other value can be there");
+            world.wait_served(&[ann.id, state.id], "released").await;
+        }
+        // Killed mid-push: no ref, and the state still waits.
+        None => {
+            assert!(
+                refs.keys().all(|r| !r.starts_with("refs/heads/")),
+                "no half-written ref: {refs:?}"
+            );
+            assert_eq!(
+                world.publish(&state).await.message,
+                grasp_tests::DUPLICATE_IN_PURGATORY,
+                "the acknowledged state survived"
+            );
+            work.push(&url, &["main"])
+                .await
+                .expect_ok("push after the restart");
+            world
+                .wait_served(&[ann.id, state.id], "released by the second push")
+                .await;
+        }
+    }
+}
