@@ -74,6 +74,16 @@ impl Entry {
     }
 }
 
+/// The per-author index key of an entry: announcements and states are one per
+/// (identifier, author); pull requests are not indexed that way.
+fn author_key(what: &Waiting) -> Option<bool> {
+    match what {
+        Waiting::Announcement => Some(false),
+        Waiting::State(_) => Some(true),
+        Waiting::Pr { .. } => None,
+    }
+}
+
 /// A commit pushed to `refs/nostr/<id>` before the event with that id arrived.
 #[derive(Clone, Debug)]
 pub(crate) struct Placeholder {
@@ -86,6 +96,8 @@ pub(crate) struct Purgatory {
     entries: BTreeMap<EventId, Entry>,
     by_d: BTreeMap<String, BTreeSet<EventId>>,
     per_author: BTreeMap<PublicKey, usize>,
+    /// The waiting announcement (`false`) or state (`true`) of each (identifier, author).
+    by_author: BTreeMap<(String, PublicKey, bool), EventId>,
     pub(crate) placeholders: BTreeMap<(RepoId, EventId), Placeholder>,
     pub(crate) expired: BTreeMap<EventId, Time>,
 }
@@ -110,6 +122,9 @@ impl Purgatory {
         }
         self.by_d.entry(entry.d.clone()).or_default().insert(id);
         *self.per_author.entry(entry.event.pubkey).or_default() += 1;
+        if let Some(is_state) = author_key(&entry.what) {
+            self.by_author.insert((entry.d.clone(), entry.event.pubkey, is_state), id);
+        }
         self.entries.insert(id, entry);
     }
 
@@ -120,6 +135,12 @@ impl Purgatory {
     }
 
     fn unindex(&mut self, e: &Entry) {
+        if let Some(is_state) = author_key(&e.what) {
+            let key = (e.d.clone(), e.event.pubkey, is_state);
+            if self.by_author.get(&key) == Some(&e.event.id) {
+                self.by_author.remove(&key);
+            }
+        }
         if let Some(set) = self.by_d.get_mut(&e.d) {
             set.remove(&e.event.id);
             if set.is_empty() {
@@ -144,14 +165,14 @@ impl Purgatory {
 
     /// The waiting state of `author` for `d`, if any (one per author: newer replaces older).
     pub(crate) fn state_of(&self, author: &PublicKey, d: &str) -> Option<&Entry> {
-        self.entries_of(d)
-            .find(|e| e.event.pubkey == *author && matches!(e.what, Waiting::State(_)))
+        let id = self.by_author.get(&(d.to_owned(), *author, true))?;
+        self.entries.get(id)
     }
 
     /// The waiting announcement of `owner` for `d`, if any.
     pub(crate) fn announcement_of(&self, owner: &PublicKey, d: &str) -> Option<&Entry> {
-        self.entries_of(d)
-            .find(|e| e.event.pubkey == *owner && matches!(e.what, Waiting::Announcement))
+        let id = self.by_author.get(&(d.to_owned(), *owner, false))?;
+        self.entries.get(id)
     }
 
     pub(crate) fn identifiers(&self) -> impl Iterator<Item = &String> {

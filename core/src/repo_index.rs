@@ -49,6 +49,9 @@ impl StateInfo {
 pub(crate) struct RepoIndex {
     anns: BTreeMap<String, BTreeMap<PublicKey, AnnInfo>>,
     states: BTreeMap<String, BTreeMap<PublicKey, StateInfo>>,
+    /// Maintainer sets per identifier and owner, recomputed when an announcement of the
+    /// identifier changes (rare) rather than on every decision (frequent).
+    sets: BTreeMap<String, BTreeMap<PublicKey, BTreeSet<PublicKey>>>,
 }
 
 impl RepoIndex {
@@ -69,6 +72,7 @@ impl RepoIndex {
             .entry(d.to_owned())
             .or_default()
             .insert(owner, info);
+        self.recompute_sets(d);
     }
 
     pub(crate) fn remove_announcement(&mut self, owner: &PublicKey, d: &str) -> Option<AnnInfo> {
@@ -77,7 +81,26 @@ impl RepoIndex {
         if m.is_empty() {
             self.anns.remove(d);
         }
+        self.recompute_sets(d);
         out
+    }
+
+    fn recompute_sets(&mut self, d: &str) {
+        let owners: Vec<PublicKey> = self.announcements(d).map(|(o, _)| *o).collect();
+        if owners.is_empty() {
+            self.sets.remove(d);
+            return;
+        }
+        let sets = owners.into_iter().map(|o| (o, self.compute_maintainers(&o, d))).collect();
+        self.sets.insert(d.to_owned(), sets);
+    }
+
+    /// Whether `pk` is in the maintainer set of `(owner, d)`.
+    pub(crate) fn is_maintainer(&self, owner: &PublicKey, d: &str, pk: &PublicKey) -> bool {
+        match self.sets.get(d).and_then(|m| m.get(owner)) {
+            Some(set) => set.contains(pk),
+            None => owner == pk,
+        }
     }
 
     /// Hosted announcements per owner, for the repositories-per-author cap.
@@ -92,6 +115,13 @@ impl RepoIndex {
     /// owner's announcement, and recursively those of each maintainer's own announcement
     /// with the same `d` (served or in purgatory). Cycle-safe.
     pub(crate) fn maintainers(&self, owner: &PublicKey, d: &str) -> BTreeSet<PublicKey> {
+        match self.sets.get(d).and_then(|m| m.get(owner)) {
+            Some(set) => set.clone(),
+            None => BTreeSet::from([*owner]),
+        }
+    }
+
+    fn compute_maintainers(&self, owner: &PublicKey, d: &str) -> BTreeSet<PublicKey> {
         let mut set = BTreeSet::from([*owner]);
         let mut queue = VecDeque::from([*owner]);
         let anns = self.anns.get(d);
@@ -111,14 +141,14 @@ impl RepoIndex {
     /// Whether `author` is in the maintainer set of any announcement with this `d`.
     pub(crate) fn is_any_maintainer(&self, author: &PublicKey, d: &str) -> bool {
         self.announcements(d)
-            .any(|(owner, _)| self.maintainers(owner, d).contains(author))
+            .any(|(owner, _)| self.is_maintainer(owner, d, author))
     }
 
     /// The hosted repositories (with a bare repository now) `author`'s state governs.
     pub(crate) fn targets(&self, author: &PublicKey, d: &str) -> Vec<RepoId> {
         self.announcements(d)
             .filter(|(_, a)| a.hosted && a.status != AnnStatus::SoftExpired)
-            .filter(|(owner, _)| self.maintainers(owner, d).contains(author))
+            .filter(|(owner, _)| self.is_maintainer(owner, d, author))
             .map(|(owner, _)| RepoId::new(*owner, d))
             .collect()
     }
@@ -127,7 +157,7 @@ impl RepoIndex {
     pub(crate) fn waiting_owners(&self, author: &PublicKey, d: &str) -> Vec<PublicKey> {
         self.announcements(d)
             .filter(|(_, a)| a.hosted && a.status != AnnStatus::Served)
-            .filter(|(owner, _)| self.maintainers(owner, d).contains(author))
+            .filter(|(owner, _)| self.is_maintainer(owner, d, author))
             .map(|(owner, _)| *owner)
             .collect()
     }
@@ -163,23 +193,21 @@ impl RepoIndex {
     /// The authoritative stored state for a repository: the newest state with refs among
     /// the latest states of its maintainer set.
     pub(crate) fn authoritative(&self, repo: &RepoId) -> Option<&StateInfo> {
-        let set = self.maintainers(&repo.owner, &repo.d);
         self.states
             .get(&repo.d)?
             .iter()
-            .filter(|(pk, s)| set.contains(pk) && s.refs.has_refs() && !s.refs.malformed)
+            .filter(|(pk, s)| self.is_maintainer(&repo.owner, &repo.d, pk) && s.refs.has_refs() && !s.refs.malformed)
             .map(|(_, s)| s)
             .max_by_key(|s| s.order_key())
     }
 
     /// Stored states by maintainers of the repository (the candidates a push may align with).
     pub(crate) fn authorized_states(&self, repo: &RepoId) -> Vec<&StateInfo> {
-        let set = self.maintainers(&repo.owner, &repo.d);
         self.states
             .get(&repo.d)
             .into_iter()
             .flatten()
-            .filter(|(pk, _)| set.contains(pk))
+            .filter(|(pk, _)| self.is_maintainer(&repo.owner, &repo.d, pk))
             .map(|(_, s)| s)
             .collect()
     }

@@ -5,7 +5,7 @@
 //! domain only queues identifiers on that domain; other domains are unaffected.
 
 use crate::time::Time;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 /// The state of one domain.
@@ -16,10 +16,22 @@ pub(crate) struct Domain {
     window: VecDeque<Time>,
     /// Identifiers waiting for a slot, served in turn.
     queue: VecDeque<String>,
+    /// Who is queued: membership in O(log n); entries of `queue` not in it are stale
+    /// (forgotten) and skipped, so forgetting never scans the queue.
+    queued: BTreeSet<String>,
     /// Requests ever made.
     pub(crate) requests: u64,
     /// Times an identifier had to queue because the domain was saturated.
     pub(crate) saturated: u64,
+}
+
+impl Domain {
+    /// Drops forgotten identifiers from the front of the queue.
+    fn clean_front(&mut self) {
+        while self.queue.front().is_some_and(|q| !self.queued.contains(q)) {
+            self.queue.pop_front();
+        }
+    }
 }
 
 /// All domains.
@@ -62,17 +74,19 @@ impl Throttle {
         self.prune(domain, now);
         let free = self.has_capacity(domain);
         let d = self.domains.entry(domain.to_owned()).or_default();
+        d.clean_front();
         let my_turn = d.queue.front().is_none_or(|q| q == ident);
         if free && my_turn {
             if d.queue.front().is_some_and(|q| q == ident) {
                 d.queue.pop_front();
+                d.queued.remove(ident);
             }
             d.in_flight += 1;
             d.window.push_back(now);
             d.requests += 1;
             true
         } else {
-            if !d.queue.iter().any(|q| q == ident) {
+            if d.queued.insert(ident.to_owned()) {
                 d.queue.push_back(ident.to_owned());
                 d.saturated += 1;
             }
@@ -94,13 +108,15 @@ impl Throttle {
         if !self.has_capacity(domain) {
             return None;
         }
-        self.domains.get(domain)?.queue.front().cloned()
+        let d = self.domains.get_mut(domain)?;
+        d.clean_front();
+        d.queue.front().cloned()
     }
 
     /// Drops `ident` from every queue (it has nothing left to ask).
     pub(crate) fn forget(&mut self, domain: &str, ident: &str) {
         if let Some(d) = self.domains.get_mut(domain) {
-            d.queue.retain(|q| q != ident);
+            d.queued.remove(ident);
         }
     }
 
@@ -108,7 +124,7 @@ impl Throttle {
     pub(crate) fn queued_domains(&self) -> Vec<String> {
         self.domains
             .iter()
-            .filter(|(_, d)| !d.queue.is_empty())
+            .filter(|(_, d)| !d.queued.is_empty())
             .map(|(k, _)| k.clone())
             .collect()
     }
@@ -118,7 +134,7 @@ impl Throttle {
     pub(crate) fn poll_timeout(&self) -> Option<Time> {
         self.domains
             .values()
-            .filter(|d| !d.queue.is_empty() && d.in_flight < self.concurrency)
+            .filter(|d| !d.queued.is_empty() && d.in_flight < self.concurrency)
             .filter(|d| d.window.len() as u32 >= self.rate)
             .filter_map(|d| d.window.front().map(|t| t.plus(self.window)))
             .min()
@@ -129,7 +145,7 @@ impl Throttle {
         let window = self.window;
         self.domains.retain(|_, d| {
             d.in_flight > 0
-                || !d.queue.is_empty()
+                || !d.queued.is_empty()
                 || d.window.back().is_some_and(|t| t.plus(window) > now)
         });
     }

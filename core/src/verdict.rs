@@ -279,7 +279,7 @@ impl Engine {
         let maintainer_elsewhere = self
             .repos
             .announcements(&d)
-            .any(|(o, _)| *o != owner && self.repos.maintainers(o, &d).contains(&owner));
+            .any(|(o, _)| *o != owner && self.repos.is_maintainer(o, &d, &owner));
         let was_waiting = existing
             .as_ref()
             .is_some_and(|x| x.status != AnnStatus::Served);
