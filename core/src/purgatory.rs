@@ -123,7 +123,8 @@ impl Purgatory {
         self.by_d.entry(entry.d.clone()).or_default().insert(id);
         *self.per_author.entry(entry.event.pubkey).or_default() += 1;
         if let Some(is_state) = author_key(&entry.what) {
-            self.by_author.insert((entry.d.clone(), entry.event.pubkey, is_state), id);
+            self.by_author
+                .insert((entry.d.clone(), entry.event.pubkey, is_state), id);
         }
         self.entries.insert(id, entry);
     }

@@ -91,7 +91,10 @@ impl RepoIndex {
             self.sets.remove(d);
             return;
         }
-        let sets = owners.into_iter().map(|o| (o, self.compute_maintainers(&o, d))).collect();
+        let sets = owners
+            .into_iter()
+            .map(|o| (o, self.compute_maintainers(&o, d)))
+            .collect();
         self.sets.insert(d.to_owned(), sets);
     }
 
@@ -196,7 +199,11 @@ impl RepoIndex {
         self.states
             .get(&repo.d)?
             .iter()
-            .filter(|(pk, s)| self.is_maintainer(&repo.owner, &repo.d, pk) && s.refs.has_refs() && !s.refs.malformed)
+            .filter(|(pk, s)| {
+                self.is_maintainer(&repo.owner, &repo.d, pk)
+                    && s.refs.has_refs()
+                    && !s.refs.malformed
+            })
             .map(|(_, s)| s)
             .max_by_key(|s| s.order_key())
     }
