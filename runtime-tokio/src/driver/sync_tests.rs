@@ -464,3 +464,54 @@ async fn state_syncs_all_owner_repos() {
         assert_eq!(got, tip, "every owner repo on A is aligned");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_per_fetch() {
+    // Two states of one identifier: the owner's data is on B, the maintainer's behind a
+    // remote that stalls. The owner's state is released after B's fetch, without waiting.
+    let stall = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = stall.local_addr().unwrap().port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = stall.accept().await {
+            held.push(s);
+        }
+    });
+    let (a, b) = (
+        TestServer::start_engine(FAST).await,
+        TestServer::start_engine(FAST).await,
+    );
+    let (owner, m) = (keys(1), keys(2));
+    let tmp = tempfile::tempdir().unwrap();
+    let wt = work_tree(tmp.path(), "wt", b"one").await;
+    let tip = git_ok(&wt, &["rev-parse", "HEAD"]).await;
+    host(&b, &owner, &wt, &[("refs/heads/main", &tip)], &["main"]).await;
+    let base = announcement(&a, &owner, &[&b], 30);
+    let mut tags: Vec<Vec<String>> = base.tags.iter().map(|t| t.as_slice().to_vec()).collect();
+    tags.push(vec!["maintainers".into(), m.public_key().to_hex()]);
+    tags.push(vec![
+        "clone".into(),
+        format!("http://127.0.0.1:{port}/x.git"),
+    ]);
+    assert!(
+        publish(&a, &sign(&owner, Kind::GitRepoAnnouncement, 30, tags))
+            .await
+            .0
+    );
+    let s1 = state(&owner, &[("refs/heads/main", &tip)], 31);
+    let mut s2_tags = vec![vec!["d".to_owned(), "proj".to_owned()]];
+    s2_tags.push(vec!["refs/heads/dev".into(), "4".repeat(40)]);
+    let s2 = sign(&m, Kind::RepoState, 32, s2_tags);
+    publish(&a, &s1).await;
+    publish(&a, &s2).await;
+    assert!(
+        wait_stored(&a, &s1.id.to_hex(), Duration::from_secs(20)).await,
+        "released after B's fetch"
+    );
+    let view = crate::testing::http_get(&format!("{}/purgatory.json", a.base())).await;
+    assert!(
+        view.contains(&s2.id.to_hex()),
+        "the other still waits: {view}"
+    );
+    hold.abort();
+}
