@@ -515,3 +515,91 @@ async fn release_per_fetch() {
     );
     hold.abort();
 }
+
+/// A remote that advertises a real repository's refs but answers every fetch with
+/// "not our ref" (its refs moved, or it lies).
+async fn lying_remote(advertised_repo: std::path::PathBuf) -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let out = std::process::Command::new("git")
+        .args(["upload-pack", "--stateless-rpc", "--advertise-refs"])
+        .arg(&advertised_repo)
+        .output()
+        .expect("git upload-pack");
+    let mut advert = b"001e# service=git-upload-pack\n0000".to_vec();
+    advert.extend_from_slice(&out.stdout);
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 65536];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let (ctype, body) = if head.starts_with("GET") {
+                (
+                    "application/x-git-upload-pack-advertisement",
+                    advert.clone(),
+                )
+            } else {
+                let msg = "ERR upload-pack: not our ref\n";
+                (
+                    "application/x-git-upload-pack-result",
+                    format!("{:04x}{msg}", msg.len() + 4).into_bytes(),
+                )
+            };
+            let headers = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(headers.as_bytes()).await;
+            let _ = s.write_all(&body).await;
+        }
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_our_ref_is_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wt = work_tree(tmp.path(), "wt", b"one").await;
+    let tip = git_ok(&wt, &["rev-parse", "HEAD"]).await;
+    let bare = tmp.path().join("bare.git");
+    git_ok(
+        tmp.path(),
+        &[
+            "clone",
+            "--quiet",
+            "--bare",
+            wt.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let (port, task) = lying_remote(bare).await;
+    let a = TestServer::start_engine(FAST).await;
+    let owner = keys(1);
+    let clone = vec![
+        "clone".to_owned(),
+        clone_url(&a, &owner),
+        format!("http://127.0.0.1:{port}/x.git"),
+    ];
+    let ann = sign(
+        &owner,
+        Kind::GitRepoAnnouncement,
+        20,
+        vec![
+            vec!["d".into(), "proj".into()],
+            clone,
+            vec!["relays".into(), format!("ws://{}", a.addr)],
+        ],
+    );
+    publish(&a, &ann).await;
+    let st = state(&owner, &[("refs/heads/main", &tip)], 21);
+    publish(&a, &st).await;
+    let view = view_until(&a, |v| v.contains("NotOurRef")).await;
+    assert!(view.contains("failed (NotOurRef)"), "{view}");
+    assert!(
+        view.contains(&st.id.to_hex()),
+        "the state still waits, retried by backoff: {view}"
+    );
+    task.abort();
+}
