@@ -6,10 +6,14 @@
 mod clock;
 mod convert;
 mod effects;
+#[cfg(test)]
+mod failure_tests;
 mod guard;
 mod journal;
 mod metrics;
 mod remote;
+#[cfg(test)]
+mod sync_fixture;
 #[cfg(test)]
 mod sync_tests;
 #[cfg(test)]
