@@ -339,3 +339,17 @@ pub(crate) async fn http_get(url: &str) -> String {
         .expect("read");
     out
 }
+
+/// A remote on 127.0.0.1 that accepts connections and never answers (a hanging server);
+/// returns its port and the task holding the connections (abort it to close them).
+pub(crate) async fn stalling_remote() -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    (port, hold)
+}

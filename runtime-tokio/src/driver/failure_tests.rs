@@ -4,18 +4,10 @@
 use super::sync_fixture::*;
 use crate::test_keys::keys;
 use crate::testing::{TestServer, git_ok, work_tree};
-use grasp_core::nostr::prelude::Kind;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hanging_remote_bounded() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hold = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = listener.accept().await {
-            held.push(s); // accepts and never answers
-        }
-    });
+    let (port, hold) = crate::testing::stalling_remote().await;
     let mut args = FAST.to_vec();
     args.extend(["--fetch-timeout", "1s"]);
     let a = TestServer::start_engine(&args).await;
@@ -161,21 +153,8 @@ async fn not_our_ref_is_input() {
     let (port, task) = lying_remote(bare).await;
     let a = TestServer::start_engine(FAST).await;
     let owner = keys(1);
-    let clone = vec![
-        "clone".to_owned(),
-        clone_url(&a, &owner),
-        format!("http://127.0.0.1:{port}/x.git"),
-    ];
-    let ann = sign(
-        &owner,
-        Kind::GitRepoAnnouncement,
-        20,
-        vec![
-            vec!["d".into(), "proj".into()],
-            clone,
-            vec!["relays".into(), format!("ws://{}", a.addr)],
-        ],
-    );
+    let liar = [format!("http://127.0.0.1:{port}/x.git")];
+    let ann = announcement_with(&a, &owner, &liar, &[], 20);
     publish(&a, &ann).await;
     let st = state(&owner, &[("refs/heads/main", &tip)], 21);
     publish(&a, &st).await;

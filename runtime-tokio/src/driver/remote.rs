@@ -276,14 +276,7 @@ mod tests {
 
     #[tokio::test]
     async fn hanging_remote_is_cut_at_the_timeout() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let hold = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((s, _)) = listener.accept().await {
-                held.push(s); // accept and never answer
-            }
-        });
+        let (port, hold) = crate::testing::stalling_remote().await;
         let limits = RemoteLimits {
             timeout: Duration::from_secs(2),
             allow_private: true,

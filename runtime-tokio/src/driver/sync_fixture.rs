@@ -27,22 +27,39 @@ pub(super) fn clone_url(s: &TestServer, owner: &Keys) -> String {
     format!("{}/{}/proj.git", s.base(), npub(&owner.public_key()))
 }
 
-/// The owner's announcement on `home`, also naming `mirrors`' clone URLs.
+/// The owner's announcement of `proj` on `home`, also naming `mirrors`' clone URLs.
 pub(super) fn announcement(
     home: &TestServer,
     owner: &Keys,
     mirrors: &[&TestServer],
     at: u64,
 ) -> Event {
+    let extra: Vec<String> = mirrors.iter().map(|m| clone_url(m, owner)).collect();
+    announcement_with(home, owner, &extra, &[], at)
+}
+
+/// The owner's announcement of `proj` on `home`: our clone URL plus `extra` clone URLs,
+/// our relay, and `maintainers`.
+pub(super) fn announcement_with(
+    home: &TestServer,
+    owner: &Keys,
+    extra: &[String],
+    maintainers: &[&Keys],
+    at: u64,
+) -> Event {
     let mut clone = vec!["clone".to_owned(), clone_url(home, owner)];
-    clone.extend(mirrors.iter().map(|m| clone_url(m, owner)));
-    let relays = vec!["relays".to_owned(), format!("ws://{}", home.addr)];
-    sign(
-        owner,
-        Kind::GitRepoAnnouncement,
-        at,
-        vec![vec!["d".into(), "proj".into()], clone, relays],
-    )
+    clone.extend(extra.iter().cloned());
+    let mut tags = vec![
+        vec!["d".into(), "proj".into()],
+        clone,
+        vec!["relays".into(), format!("ws://{}", home.addr)],
+    ];
+    if !maintainers.is_empty() {
+        let mut m = vec!["maintainers".to_owned()];
+        m.extend(maintainers.iter().map(|k| k.public_key().to_hex()));
+        tags.push(m);
+    }
+    sign(owner, Kind::GitRepoAnnouncement, at, tags)
 }
 
 pub(super) fn state(owner: &Keys, refs: &[(&str, &str)], at: u64) -> Event {
@@ -110,18 +127,7 @@ pub(super) async fn view_until(server: &TestServer, pred: impl Fn(&str) -> bool)
 
 /// A waiting state on A whose announcement names `remotes` (extra clone URLs).
 pub(super) async fn waiting_with(a: &TestServer, owner: &Keys, remotes: &[String]) -> Event {
-    let mut clone = vec!["clone".to_owned(), clone_url(a, owner)];
-    clone.extend(remotes.iter().cloned());
-    let ann = sign(
-        owner,
-        Kind::GitRepoAnnouncement,
-        20,
-        vec![
-            vec!["d".into(), "proj".into()],
-            clone,
-            vec!["relays".into(), format!("ws://{}", a.addr)],
-        ],
-    );
+    let ann = announcement_with(a, owner, remotes, &[], 20);
     publish(a, &ann).await;
     let st = state(owner, &[("refs/heads/main", &"2".repeat(40))], 21);
     publish(a, &st).await;

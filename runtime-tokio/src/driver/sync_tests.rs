@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use grasp_core::nostr::prelude::{Keys, Kind};
+use grasp_core::nostr::prelude::Kind;
 use grasp_core::npub;
 use serde_json::json;
 
@@ -93,21 +93,11 @@ async fn partial_oid_aggregation() {
 async fn clone_url_scheme_guard() {
     let a = TestServer::start_engine(&["--client-sync-delay", "100ms"]).await;
     let owner = keys(1);
-    let ann = sign(
-        &owner,
-        Kind::GitRepoAnnouncement,
-        20,
-        vec![
-            vec!["d".into(), "proj".into()],
-            vec![
-                "clone".into(),
-                clone_url(&a, &owner),
-                "file:///etc".into(),
-                "http://127.0.0.1:9/x.git".into(),
-            ],
-            vec!["relays".into(), format!("ws://{}", a.addr)],
-        ],
-    );
+    let hostile = [
+        "file:///etc".to_owned(),
+        "http://127.0.0.1:9/x.git".to_owned(),
+    ];
+    let ann = announcement_with(&a, &owner, &hostile, &[], 20);
     publish(&a, &ann).await;
     publish(
         &a,
@@ -133,14 +123,7 @@ async fn clone_url_scheme_guard() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_during_sync() {
     // The remote accepts and stalls, so a fetch is in flight when the push lands.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hold = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = listener.accept().await {
-            held.push(s);
-        }
-    });
+    let (port, hold) = crate::testing::stalling_remote().await;
     let mut args = FAST.to_vec();
     args.extend(["--fetch-timeout", "2s"]);
     let a = TestServer::start_engine(&args).await;
@@ -148,22 +131,8 @@ async fn push_during_sync() {
     let tmp = tempfile::tempdir().unwrap();
     let wt = work_tree(tmp.path(), "wt", b"one").await;
     let tip = git_ok(&wt, &["rev-parse", "HEAD"]).await;
-    let mut clone = vec![
-        "clone".to_owned(),
-        clone_url(&a, &owner),
-        format!("http://127.0.0.1:{port}/x.git"),
-    ];
-    clone.shrink_to_fit();
-    let ann = sign(
-        &owner,
-        Kind::GitRepoAnnouncement,
-        20,
-        vec![
-            vec!["d".into(), "proj".into()],
-            clone,
-            vec!["relays".into(), format!("ws://{}", a.addr)],
-        ],
-    );
+    let stalled = [format!("http://127.0.0.1:{port}/x.git")];
+    let ann = announcement_with(&a, &owner, &stalled, &[], 20);
     publish(&a, &ann).await;
     let st = state(&owner, &[("refs/heads/main", &tip)], 21);
     publish(&a, &st).await;
@@ -232,14 +201,17 @@ async fn state_syncs_all_owner_repos() {
     let wt = work_tree(tmp.path(), "wt", b"shared").await;
     let tip = git_ok(&wt, &["rev-parse", "HEAD"]).await;
     host(&b, &owner, &wt, &[("refs/heads/main", &tip)], &["main"]).await;
-    let with_maintainer = |who: &Keys, other: &Keys, mirrors: &[&TestServer]| {
-        let base = announcement(&a, who, mirrors, 30);
-        let mut tags: Vec<Vec<String>> = base.tags.iter().map(|t| t.as_slice().to_vec()).collect();
-        tags.push(vec!["maintainers".into(), other.public_key().to_hex()]);
-        sign(who, Kind::GitRepoAnnouncement, 30, tags)
-    };
-    assert!(publish(&a, &with_maintainer(&owner, &m, &[&b])).await.0);
-    assert!(publish(&a, &with_maintainer(&m, &owner, &[])).await.0);
+    let on_b = [clone_url(&b, &owner)];
+    assert!(
+        publish(&a, &announcement_with(&a, &owner, &on_b, &[&m], 30))
+            .await
+            .0
+    );
+    assert!(
+        publish(&a, &announcement_with(&a, &m, &[], &[&owner], 30))
+            .await
+            .0
+    );
     let st = state(&owner, &[("refs/heads/main", &tip)], 31);
     publish(&a, &st).await;
     assert!(
@@ -259,14 +231,7 @@ async fn state_syncs_all_owner_repos() {
 async fn release_per_fetch() {
     // Two states of one identifier: the owner's data is on B, the maintainer's behind a
     // remote that stalls. The owner's state is released after B's fetch, without waiting.
-    let stall = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = stall.local_addr().unwrap().port();
-    let hold = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = stall.accept().await {
-            held.push(s);
-        }
-    });
+    let (port, hold) = crate::testing::stalling_remote().await;
     let (a, b) = (
         TestServer::start_engine(FAST).await,
         TestServer::start_engine(FAST).await,
@@ -276,15 +241,12 @@ async fn release_per_fetch() {
     let wt = work_tree(tmp.path(), "wt", b"one").await;
     let tip = git_ok(&wt, &["rev-parse", "HEAD"]).await;
     host(&b, &owner, &wt, &[("refs/heads/main", &tip)], &["main"]).await;
-    let base = announcement(&a, &owner, &[&b], 30);
-    let mut tags: Vec<Vec<String>> = base.tags.iter().map(|t| t.as_slice().to_vec()).collect();
-    tags.push(vec!["maintainers".into(), m.public_key().to_hex()]);
-    tags.push(vec![
-        "clone".into(),
+    let remotes = [
+        clone_url(&b, &owner),
         format!("http://127.0.0.1:{port}/x.git"),
-    ]);
+    ];
     assert!(
-        publish(&a, &sign(&owner, Kind::GitRepoAnnouncement, 30, tags))
+        publish(&a, &announcement_with(&a, &owner, &remotes, &[&m], 30))
             .await
             .0
     );
