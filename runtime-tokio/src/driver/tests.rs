@@ -2,21 +2,13 @@
 //! authorized by a state event, the release finished before `git push` returns, and the
 //! metrics and operator view that follow.
 
-use grasp_core::nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, Tag, Timestamp};
+use grasp_core::nostr::prelude::{Event, Kind};
 use grasp_core::npub;
 use serde_json::json;
 
+use super::sync_fixture::sign;
 use crate::test_keys::keys;
 use crate::testing::{TestServer, WsClient, git, git_ok, work_tree};
-
-fn sign(k: &Keys, kind: Kind, at: u64, tags: Vec<Vec<String>>) -> Event {
-    let tags = tags.into_iter().map(|t| Tag::parse(t).expect("tag"));
-    EventBuilder::new(kind, "")
-        .tags(tags)
-        .custom_created_at(Timestamp::from(at))
-        .finalize(k)
-        .expect("sign")
-}
 
 fn v(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
