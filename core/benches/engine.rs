@@ -13,38 +13,10 @@ use grasp_core::{
 };
 use std::time::{Duration, Instant};
 
+mod support;
+use support::{fake, keys, oid, sv};
+
 const OUR: &str = "http://grasp.test";
-
-fn keys(n: u64) -> Keys {
-    Keys::parse(&format!("{:064x}", n + 1)).unwrap()
-}
-
-fn oid(n: u64) -> Oid {
-    Oid::parse(&format!("{n:040x}")).unwrap()
-}
-
-/// An event with a made-up id and signature: the engine never verifies (the runtime does),
-/// so a benchmark can fabricate events at memory speed.
-fn fake(pk: PublicKey, kind: Kind, created_at: u64, tags: Vec<Vec<String>>, n: u64) -> Event {
-    let mut id = [0u8; 32];
-    id[..8].copy_from_slice(&n.to_be_bytes());
-    id[8..16].copy_from_slice(&(kind.as_u16() as u64).to_be_bytes());
-    let sig = Signature::from_slice(&[7u8; 64]).unwrap();
-    let tags = Tags::from_list(tags.into_iter().map(|t| Tag::parse(t).unwrap()).collect());
-    Event::new(
-        EventId::from_slice(&id).unwrap(),
-        pk,
-        Timestamp::from_secs(created_at),
-        kind,
-        tags,
-        "",
-        sig,
-    )
-}
-
-fn sv(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
 
 struct World {
     engine: Engine,
