@@ -2,10 +2,11 @@
 //! repositories and the journal. Remote requests are started here and finish as inputs.
 
 use grasp_core::nostr::prelude::{Coordinate, EventId, Filter, PublicKey, Timestamp};
-use grasp_core::{Effect, Input, Oid, RepoId};
+use grasp_core::{Effect, Input, JournalKey, Oid, RepoId};
 
 use super::clock;
 use super::convert::{hex_refs, repo_path};
+use super::writes::Written;
 use super::{Command, Driver};
 use crate::git_ops;
 use crate::relay::Verdict;
@@ -26,21 +27,21 @@ impl Driver {
                 accepted,
                 message,
             } => self.reply(token.0, event_id, accepted, message),
-            Effect::StoreEvent { event, path } => match self.store.save(&event).await {
-                Ok(_) => {
-                    self.metrics.served(path);
-                    self.hub.publish(event);
+            Effect::StoreEvent { event, path } => {
+                if self.writes.is_full() {
+                    self.settle_one().await;
                 }
-                Err(e) => {
-                    tracing::error!(id = %event.id, "cannot store event: {e}");
-                    self.failed_write = Some(event.id);
-                }
-            },
+                self.writes.save(&self.store, event, path);
+            }
             Effect::DeleteEvents {
                 author,
                 ids,
                 coordinates,
-            } => self.delete_events(author, ids, coordinates).await,
+            } => {
+                // Deleting must see every save started before it.
+                self.settle_writes().await;
+                self.delete_events(author, ids, coordinates).await;
+            }
             Effect::CreateRepo { repo } => {
                 self.git("create repo", &repo, |repos, p| {
                     git_ops::create_bare_repo(repos, p).map(|_| ())
@@ -140,41 +141,66 @@ impl Driver {
                 .await;
             }
             Effect::Persist { record } => {
-                if let Err(e) = self.journal.put(&record).await {
-                    tracing::error!("{e}");
-                    self.journal_failed = true;
+                if self.writes.is_full() {
+                    self.settle_one().await;
                 }
+                let id = journal_event(&record.key());
+                self.writes
+                    .other(Some(id), "journal record", self.journal.put(&record));
             }
             Effect::Forget { key } => {
-                if let Err(e) = self.journal.forget(&key).await {
-                    tracing::error!("{e}");
+                if self.writes.is_full() {
+                    self.settle_one().await;
                 }
+                // A failed forget is logged; the record is dropped at its deadline anyway.
+                self.writes
+                    .other(None, "journal forget", self.journal.forget(&key));
             }
         }
     }
 
-    /// Answers the connection behind `token`. An OK true is downgraded to an error when
-    /// the write it depends on (journal or store) failed: nothing is acknowledged that
-    /// is not durable.
+    /// Answers the connection behind `token`, once the store writes started before it
+    /// are durable. An OK true is downgraded to an error when the write it depends on
+    /// (journal or store) failed: nothing is acknowledged that is not durable.
     fn reply(&mut self, token: u64, id: EventId, accepted: bool, message: String) {
         let Some(tx) = self.replies.remove(&token) else {
             return;
         };
-        let failed = self.journal_failed || self.failed_write == Some(id);
-        self.journal_failed = false;
-        if self.failed_write == Some(id) {
-            self.failed_write = None;
+        self.writes.reply(tx, id, Verdict { accepted, message });
+    }
+
+    /// Waits for the oldest store write in flight and publishes its event.
+    pub(super) async fn settle_one(&mut self) {
+        if let Some(written) = self.writes.next().await {
+            self.on_written(written);
         }
-        let verdict = if accepted && failed {
-            Verdict::refuse("error: could not write the event durably; try again")
-        } else {
-            Verdict { accepted, message }
-        };
-        let _ = tx.send(verdict);
+    }
+
+    /// Waits until every store write started so far is durable and published: before
+    /// deleting stored events, and before a push or fetch is reported done.
+    pub(super) async fn settle_writes(&mut self) {
+        while !self.writes.is_idle() {
+            self.settle_one().await;
+        }
+    }
+
+    /// A store write finished: publish the event to live subscribers (only now can a
+    /// `REQ` find it too) and answer the replies that waited for it.
+    pub(super) fn on_written(&mut self, mut written: Written) {
+        match &written.outcome {
+            Ok(()) => {
+                if let Some((event, path)) = written.served.take() {
+                    self.metrics.served(path);
+                    self.hub.publish(event);
+                }
+            }
+            Err(e) => tracing::error!(id = ?written.event_id, "{} failed: {e}", written.what),
+        }
+        self.writes.finish(&written);
     }
 
     async fn delete_events(
-        &self,
+        &mut self,
         author: PublicKey,
         ids: Vec<EventId>,
         coordinates: Vec<(Coordinate, Timestamp)>,
@@ -200,7 +226,7 @@ impl Driver {
         }
     }
 
-    async fn check_objects(&self, repos: Vec<RepoId>, oids: Vec<Oid>) -> Vec<(Oid, RepoId)> {
+    async fn check_objects(&mut self, repos: Vec<RepoId>, oids: Vec<Oid>) -> Vec<(Oid, RepoId)> {
         let dirs: Vec<(RepoId, std::path::PathBuf)> = repos
             .into_iter()
             .filter_map(|r| repo_path(&r).ok().map(|p| (r, self.repos.dir(&p))))
@@ -226,7 +252,7 @@ impl Driver {
         result.unwrap_or_default()
     }
 
-    async fn git<F>(&self, what: &'static str, repo: &RepoId, f: F)
+    async fn git<F>(&mut self, what: &'static str, repo: &RepoId, f: F)
     where
         F: FnOnce(&crate::repo::Repos, &crate::repo::RepoPath) -> Result<(), git_ops::GitOpsError>
             + Send
@@ -240,7 +266,7 @@ impl Driver {
         self.blocking(what, repo, move || f(&repos, &p)).await;
     }
 
-    async fn blocking<F>(&self, what: &'static str, repo: &RepoId, f: F)
+    async fn blocking<F>(&mut self, what: &'static str, repo: &RepoId, f: F)
     where
         F: FnOnce() -> Result<(), git_ops::GitOpsError> + Send + 'static,
     {
@@ -249,5 +275,12 @@ impl Driver {
             Ok(Err(e)) => tracing::error!(%repo, "{what} failed: {e}"),
             Err(e) => tracing::error!(%repo, "{what} panicked: {e}"),
         }
+    }
+}
+
+/// The event a journal key is about: its write must be durable before that event's OK.
+fn journal_event(key: &JournalKey) -> EventId {
+    match key {
+        JournalKey::Waiting(id) | JournalKey::Expired(id) | JournalKey::Placeholder(_, id) => *id,
     }
 }

@@ -7,15 +7,20 @@
 //! small JSON documents keyed by `JournalKey`'s string form.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
 
 use grasp_core::{JournalKey, JournalRecord};
 use redb::{Database, ReadableTable, TableDefinition};
+use tokio::sync::oneshot;
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("purgatory");
 
+/// Writes committed together at most; bounds one transaction's size and latency.
+const MAX_BATCH: usize = 4096;
+
 /// Errors of the journal: any of them means an acknowledgement cannot be given.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("purgatory journal: {0}")]
 pub struct JournalError(String);
 
@@ -23,58 +28,102 @@ fn err(e: impl std::fmt::Display) -> JournalError {
     JournalError(e.to_string())
 }
 
+/// One queued change: a key and the value to put, or `None` to remove it.
+struct Op {
+    key: String,
+    value: Option<Vec<u8>>,
+    done: oneshot::Sender<Result<(), JournalError>>,
+}
+
 /// The journal; cheap to clone.
+///
+/// Writes go to one writer thread that commits everything queued in one transaction
+/// (group commit): a burst of purgatory events costs one fsync, not one each, and each
+/// caller still learns only once its own write is durable.
 #[derive(Clone)]
 pub struct Journal {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     db: Arc<Database>,
+    queue: Option<mpsc::Sender<Op>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what is queued and exit; joining it
+        // releases the database file before the journal is reopened.
+        self.queue.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
 }
 
 impl Journal {
-    /// Opens or creates the journal file.
+    /// Opens or creates the journal file and starts its writer thread.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
         let db = Database::create(path).map_err(err)?;
         let tx = db.begin_write().map_err(err)?;
         tx.open_table(TABLE).map_err(err)?;
         tx.commit().map_err(err)?;
-        Ok(Self { db: Arc::new(db) })
-    }
-
-    /// Writes (or replaces) a record durably.
-    pub async fn put(&self, record: &JournalRecord) -> Result<(), JournalError> {
-        let key = record.key().to_string();
-        let value = serde_json::to_vec(record).map_err(err)?;
-        self.write(move |t| t.insert(key.as_str(), value.as_slice()).map(|_| ()))
-            .await
-    }
-
-    /// Removes a record durably.
-    pub async fn forget(&self, key: &JournalKey) -> Result<(), JournalError> {
-        let key = key.to_string();
-        self.write(move |t| t.remove(key.as_str()).map(|_| ()))
-            .await
-    }
-
-    async fn write<F>(&self, f: F) -> Result<(), JournalError>
-    where
-        F: FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<(), redb::StorageError> + Send + 'static,
-    {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || {
-            let tx = db.begin_write().map_err(err)?;
-            {
-                let mut table = tx.open_table(TABLE).map_err(err)?;
-                f(&mut table).map_err(err)?;
-            }
-            tx.commit().map_err(err)
+        let db = Arc::new(db);
+        let (queue, ops) = mpsc::channel();
+        let writer_db = Arc::clone(&db);
+        let writer = std::thread::Builder::new()
+            .name("graspd-journal".into())
+            .spawn(move || write_batches(&writer_db, &ops))
+            .map_err(err)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                queue: Some(queue),
+                writer: Some(writer),
+            }),
         })
-        .await
-        .map_err(err)?
+    }
+
+    /// Writes (or replaces) a record; resolves once it is durable. Queued at the call,
+    /// so writes apply in call order even if their futures are awaited later.
+    pub fn put(
+        &self,
+        record: &JournalRecord,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + use<> {
+        let value = serde_json::to_vec(record).map_err(err);
+        let key = record.key().to_string();
+        let queued = value.map(|v| self.queue(key, Some(v)));
+        async move { queued?.await.map_err(err)? }
+    }
+
+    /// Removes a record; resolves once that is durable. Queued at the call.
+    pub fn forget(
+        &self,
+        key: &JournalKey,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + use<> {
+        let queued = self.queue(key.to_string(), None);
+        async move { queued.await.map_err(err)? }
+    }
+
+    fn queue(
+        &self,
+        key: String,
+        value: Option<Vec<u8>>,
+    ) -> oneshot::Receiver<Result<(), JournalError>> {
+        let (done, rx) = oneshot::channel();
+        if let Some(queue) = &self.inner.queue {
+            // A send error means the writer is gone; `done` is dropped with the op and
+            // the receiver reports it.
+            let _ = queue.send(Op { key, value, done });
+        }
+        rx
     }
 
     /// Every record, for startup hydration. Unreadable records are skipped with a log
     /// line rather than blocking the start.
     pub fn all(&self) -> Result<Vec<JournalRecord>, JournalError> {
-        let tx = self.db.begin_read().map_err(err)?;
+        let tx = self.inner.db.begin_read().map_err(err)?;
         let table = tx.open_table(TABLE).map_err(err)?;
         let mut out = Vec::new();
         for row in table.iter().map_err(err)? {
@@ -88,6 +137,39 @@ impl Journal {
         }
         Ok(out)
     }
+}
+
+/// The writer thread: waits for a write, takes every write queued behind it (up to
+/// [`MAX_BATCH`]), commits them in one transaction and answers each.
+fn write_batches(db: &Database, ops: &mpsc::Receiver<Op>) {
+    while let Ok(first) = ops.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match ops.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let outcome = commit(db, &batch);
+        for op in batch {
+            let _ = op.done.send(outcome.clone());
+        }
+    }
+}
+
+fn commit(db: &Database, batch: &[Op]) -> Result<(), JournalError> {
+    let tx = db.begin_write().map_err(err)?;
+    {
+        let mut table = tx.open_table(TABLE).map_err(err)?;
+        for op in batch {
+            match &op.value {
+                Some(v) => table.insert(op.key.as_str(), v.as_slice()).map(|_| ()),
+                None => table.remove(op.key.as_str()).map(|_| ()),
+            }
+            .map_err(err)?;
+        }
+    }
+    tx.commit().map_err(err)
 }
 
 #[cfg(test)]
@@ -116,5 +198,37 @@ mod tests {
         drop(j);
         let j = Journal::open(&path).unwrap();
         assert_eq!(j.all().unwrap(), vec![rec]);
+    }
+
+    #[tokio::test]
+    async fn writes_queued_together_apply_in_call_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.redb");
+        let j = Journal::open(&path).unwrap();
+        let records: Vec<JournalRecord> = (0..50u8)
+            .map(|n| JournalRecord::Expired {
+                event_id: EventId::from_slice(&[n; 32]).unwrap(),
+                until: Time::from_millis(u64::from(n)),
+            })
+            .collect();
+        // Queue every put, then forget the even ones, before awaiting anything.
+        let puts: Vec<_> = records.iter().map(|r| j.put(r)).collect();
+        let forgets: Vec<_> = records
+            .iter()
+            .step_by(2)
+            .map(|r| j.forget(&r.key()))
+            .collect();
+        for w in puts {
+            w.await.unwrap();
+        }
+        for w in forgets {
+            w.await.unwrap();
+        }
+        drop(j);
+        let j = Journal::open(&path).unwrap();
+        let mut kept = j.all().unwrap();
+        kept.sort_by_key(|r| r.key());
+        let odd: Vec<JournalRecord> = records.into_iter().skip(1).step_by(2).collect();
+        assert_eq!(kept, odd);
     }
 }

@@ -18,6 +18,7 @@ mod sync_fixture;
 mod sync_tests;
 #[cfg(test)]
 mod tests;
+mod writes;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -99,8 +100,7 @@ pub(crate) struct Driver {
     tx: mpsc::Sender<Command>,
     replies: HashMap<u64, oneshot::Sender<Verdict>>,
     next_token: u64,
-    journal_failed: bool,
-    failed_write: Option<grasp_core::nostr::prelude::EventId>,
+    writes: writes::Writes,
     metrics: RuntimeMetrics,
 }
 
@@ -149,8 +149,7 @@ pub async fn start(
         tx: tx.clone(),
         replies: HashMap::new(),
         next_token: 0,
-        journal_failed: false,
-        failed_write: None,
+        writes: writes::Writes::default(),
         metrics: RuntimeMetrics::default(),
     };
     driver.execute().await;
@@ -167,15 +166,19 @@ impl Driver {
                 .map_or(Duration::from_secs(3600), clock::until);
             tokio::select! {
                 cmd = rx.recv() => match cmd {
-                    Some(c) => self.on_command(c).await,
+                        Some(c) => self.on_command(c).await,
                     None => break,
                 },
+                Some(written) = self.writes.next(), if !self.writes.is_idle() => {
+                    self.on_written(written);
+                }
                 () = tokio::time::sleep(sleep) => {
                     self.engine.handle_timeout(clock::now());
                     self.execute().await;
                 }
             }
         }
+        self.settle_writes().await;
         tracing::info!("engine task stopped");
     }
 
@@ -214,6 +217,8 @@ impl Driver {
                     },
                 );
                 self.execute().await;
+                // The push's response waits until its released events are servable.
+                self.settle_writes().await;
                 self.metrics.push_release(started.elapsed());
                 let _ = done.send(());
             }
@@ -226,6 +231,7 @@ impl Driver {
                 self.engine.handle_input(now, input);
                 self.execute().await;
                 if is_fetch {
+                    self.settle_writes().await;
                     self.metrics.sync_release(started.elapsed());
                 }
             }
