@@ -171,6 +171,12 @@ impl Graspd {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// The process id, while it runs (benchmarks read its CPU time and memory from
+    /// `/proc/<pid>`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         match &mut self.child {

@@ -1,0 +1,103 @@
+//! `graspd-bench`: what users feel, measured on a real graspd beside a reference run on
+//! the same machine in the same run (shared machines are noisy; ratios hold where
+//! absolute times drift).
+//!
+//! - `ingest`: EVENT→OK over 4 websocket connections vs the same events written straight
+//!   into a bare nostr-lmdb store.
+//! - `release`: from git data landing (push finished, fetch finished) to the event
+//!   reaching a live subscriber.
+//! - `clone`: clone from graspd vs a local `git clone --no-local` and vs `git
+//!   http-backend`; graspd's memory growth during a large push and clone.
+//! - `memory`: graspd's resident memory per purgatory entry with 100k entries.
+//!
+//! Sync at scale is an engine benchmark (`cargo bench -p grasp-core --bench
+//! sync_scale`); `scripts/bench` runs everything. Every server binds 127.0.0.1 only.
+//! The graspd measured is the one of this binary's profile (`target/release/graspd`,
+//! built on first use by the test harness) unless `GRASPD_BIN` names another.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod clone;
+mod histogram;
+mod http_backend;
+mod ingest;
+mod load;
+mod memory;
+mod push_fetch;
+mod release;
+mod repo_gen;
+mod report;
+mod rounds;
+mod tap;
+
+use clap::{Parser, ValueEnum};
+use grasp_tests::server::Options;
+
+/// Which benchmarks to run, at which size.
+#[derive(Debug, Parser)]
+#[command(
+    name = "graspd-bench",
+    about = "End-to-end benchmarks of graspd against references"
+)]
+struct Args {
+    /// The benchmarks to run (all when none is named).
+    #[arg(value_enum)]
+    benches: Vec<Bench>,
+    /// Smaller workloads (for a quick check; the numbers in docs use the full size).
+    #[arg(long)]
+    quick: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Bench {
+    Ingest,
+    Release,
+    Clone,
+    Memory,
+}
+
+/// The workload size.
+#[derive(Debug, Clone, Copy)]
+pub struct Scale {
+    quick: bool,
+}
+
+impl Scale {
+    /// `quick` in a quick run, `full` otherwise.
+    pub fn pick<T>(self, quick: T, full: T) -> T {
+        if self.quick { quick } else { full }
+    }
+}
+
+/// graspd as an operator would run it, except that the per-connection event rate limit
+/// is lifted (the benchmark measures the server, not the limiter; the default allows a
+/// burst of 500 events, then 100/s per connection) and loopback remotes are allowed.
+pub fn graspd_options() -> Options {
+    Options::default()
+        .flag("--event-burst", "1000000")
+        .flag("--event-rate", "1000000")
+        .flag("--log-level", "info")
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let scale = Scale { quick: args.quick };
+    let benches = if args.benches.is_empty() {
+        vec![Bench::Release, Bench::Ingest, Bench::Clone, Bench::Memory]
+    } else {
+        args.benches
+    };
+    let mut rows = Vec::new();
+    for bench in benches {
+        eprintln!("== {bench:?}");
+        let found = match bench {
+            Bench::Ingest => ingest::run(scale).await,
+            Bench::Release => release::run(scale).await,
+            Bench::Clone => clone::run(scale).await,
+            Bench::Memory => memory::run(scale).await,
+        };
+        println!("{}", report::table(&found));
+        rows.extend(found);
+    }
+    println!("## all results\n\n{}", report::table(&rows));
+}
