@@ -39,7 +39,7 @@ impl Driver {
                 coordinates,
             } => {
                 // Deleting must see every save started before it.
-                self.settle_writes().await;
+                self.settle_saves().await;
                 self.delete_events(author, ids, coordinates).await;
             }
             Effect::CreateRepo { repo } => {
@@ -176,10 +176,19 @@ impl Driver {
         }
     }
 
-    /// Waits until every store write started so far is durable and published: before
-    /// deleting stored events, and before a push or fetch is reported done.
+    /// Waits until every write started so far is durable (at shutdown).
     pub(super) async fn settle_writes(&mut self) {
         while !self.writes.is_idle() {
+            self.settle_one().await;
+        }
+    }
+
+    /// Waits until every event-store save started so far is durable and published
+    /// (and the writes started before them): before deleting stored events, and before a
+    /// push or fetch is reported done, so that what it released can be queried. Journal
+    /// writes started after the last save may still be in flight; nothing waits on them.
+    pub(super) async fn settle_saves(&mut self) {
+        while self.writes.is_saving() {
             self.settle_one().await;
         }
     }

@@ -218,7 +218,7 @@ impl Driver {
                 );
                 self.execute().await;
                 // The push's response waits until its released events are servable.
-                self.settle_writes().await;
+                self.settle_saves().await;
                 self.metrics.push_release(started.elapsed());
                 let _ = done.send(());
             }
@@ -231,7 +231,7 @@ impl Driver {
                 self.engine.handle_input(now, input);
                 self.execute().await;
                 if is_fetch {
-                    self.settle_writes().await;
+                    self.settle_saves().await;
                     self.metrics.sync_release(started.elapsed());
                 }
             }

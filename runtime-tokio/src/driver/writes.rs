@@ -43,6 +43,8 @@ pub(super) struct Written {
     pub served: Option<(Event, ServePath)>,
     /// What was written, for the log.
     pub what: &'static str,
+    /// Whether it was an event-store save (its `served` may be taken already).
+    pub is_save: bool,
     /// The error, if the write is not durable.
     pub outcome: Result<(), String>,
 }
@@ -62,6 +64,8 @@ pub(super) struct Writes {
     in_flight: FuturesOrdered<BoxFuture<'static, Written>>,
     started: u64,
     finished: u64,
+    /// Event-store saves among the writes in flight.
+    saves: usize,
     replies: VecDeque<DeferredReply>,
     failed: VecDeque<EventId>,
 }
@@ -70,6 +74,11 @@ impl Writes {
     /// Whether no save is in flight.
     pub fn is_idle(&self) -> bool {
         self.in_flight.is_empty()
+    }
+
+    /// Whether an event-store save is in flight (journal writes aside).
+    pub fn is_saving(&self) -> bool {
+        self.saves > 0
     }
 
     /// Whether the cap is reached and the caller should wait for [`Writes::next`].
@@ -107,12 +116,15 @@ impl Writes {
         F: Future<Output = Result<(), String>> + Send + 'static,
     {
         self.started += 1;
+        let is_save = served.is_some();
+        self.saves += usize::from(is_save);
         self.in_flight.push_back(Box::pin(async move {
             let outcome = write.await;
             Written {
                 event_id,
                 served,
                 what,
+                is_save,
                 outcome,
             }
         }));
@@ -147,6 +159,7 @@ impl Writes {
     /// Records a finished save and sends every reply that no longer waits.
     pub fn finish(&mut self, written: &Written) {
         self.finished += 1;
+        self.saves -= usize::from(written.is_save);
         let Some(id) = written.event_id else {
             self.answer_ready();
             return;
