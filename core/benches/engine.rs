@@ -8,9 +8,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use grasp_core::nostr::prelude::*;
-use grasp_core::{
-    Config, Effect, Engine, Input, JournalRecord, Oid, ReplyToken, Time, VerifiedEvent,
-};
+use grasp_core::{Config, Effect, Engine, Input, JournalRecord, ReplyToken, Time, VerifiedEvent};
 use std::time::{Duration, Instant};
 
 mod support;

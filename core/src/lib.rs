@@ -57,6 +57,7 @@ mod input;
 mod journal;
 mod metrics;
 mod oid;
+mod packed;
 mod pull_request;
 mod purgatory;
 mod push;

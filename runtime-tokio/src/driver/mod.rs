@@ -126,11 +126,7 @@ pub async fn start(
             engine.handle_input(now, Input::Stored(VerifiedEvent::assume_verified(e)))
         })
         .await?;
-    let records = journal.all()?;
-    let waiting = records.len();
-    for r in records {
-        engine.handle_input(now, Input::Restore(r));
-    }
+    let waiting = journal.for_each(|r| engine.handle_input(now, Input::Restore(r)))?;
     engine.handle_input(clock::now(), Input::Hydrated);
     tracing::info!(stored, journal = waiting, "engine hydrated");
     let (tx, rx) = mpsc::channel(4096);
