@@ -56,6 +56,7 @@ mod expiry;
 mod input;
 mod journal;
 mod metrics;
+mod needs;
 mod oid;
 mod pull_request;
 mod purgatory;

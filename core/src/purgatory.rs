@@ -4,6 +4,7 @@
 use crate::effect::ReplyToken;
 use crate::event::{Origin, StateRefs};
 use crate::journal::JournalRecord;
+use crate::needs::NeedIndex;
 use crate::oid::Oid;
 use crate::repo::RepoId;
 use crate::time::Time;
@@ -100,6 +101,8 @@ pub(crate) struct Purgatory {
     by_author: BTreeMap<(String, PublicKey, bool), EventId>,
     pub(crate) placeholders: BTreeMap<(RepoId, EventId), Placeholder>,
     pub(crate) expired: BTreeMap<EventId, Time>,
+    /// What the entries of each identifier need.
+    pub(crate) needs: NeedIndex,
 }
 
 impl Purgatory {
@@ -122,6 +125,7 @@ impl Purgatory {
         }
         self.by_d.entry(entry.d.clone()).or_default().insert(id);
         *self.per_author.entry(entry.event.pubkey).or_default() += 1;
+        self.needs.add(&entry);
         if let Some(is_state) = author_key(&entry.what) {
             self.by_author
                 .insert((entry.d.clone(), entry.event.pubkey, is_state), id);
@@ -136,6 +140,7 @@ impl Purgatory {
     }
 
     fn unindex(&mut self, e: &Entry) {
+        self.needs.remove(e);
         if let Some(is_state) = author_key(&e.what) {
             let key = (e.d.clone(), e.event.pubkey, is_state);
             if self.by_author.get(&key) == Some(&e.event.id) {

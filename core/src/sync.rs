@@ -7,6 +7,7 @@ use crate::effect::{Effect, RequestId, ServePath};
 use crate::engine::{Engine, TimerKey};
 use crate::event::Origin;
 use crate::input::{Failure, FailureKind};
+use crate::needs::needs_in;
 use crate::oid::Oid;
 use crate::purgatory::Waiting;
 use crate::repo::RepoId;
@@ -67,6 +68,15 @@ pub(crate) struct SyncQueue {
 }
 
 impl SyncQueue {
+    fn cursor_mut(&mut self, d: &str, domain: &str) -> Option<&mut Cursor> {
+        self.entries
+            .get_mut(d)?
+            .attempt
+            .as_mut()?
+            .cursors
+            .get_mut(domain)
+    }
+
     /// Whether an attempt for `d` is running.
     pub(crate) fn in_attempt(&self, d: &str) -> bool {
         self.entries.get(d).is_some_and(|e| e.attempt.is_some())
@@ -131,10 +141,10 @@ impl Engine {
 
     /// The sync timer of `d` fired: start an attempt over every usable clone URL.
     pub(crate) fn start_attempt(&mut self, d: &str) {
-        let needs = self.needs(d);
+        let satisfied = self.needs_of(d).is_empty();
         let into = self.repos.repos(d).into_iter().next();
-        let (Some(into), false) = (into, needs.is_empty()) else {
-            return self.finish_attempt(d, needs.is_empty());
+        let (Some(into), false) = (into, satisfied) else {
+            return self.finish_attempt(d, satisfied);
         };
         let urls = self.clone_urls(d);
         let entry = self.sync.entries.entry(d.to_owned()).or_default();
@@ -203,9 +213,9 @@ impl Engine {
     /// Issues the next request of `d` on `domain` if it has one and the domain a slot;
     /// returns whether a request went out.
     fn advance(&mut self, d: &str, domain: &str) -> bool {
-        let missing = self.needs(d);
         let now = self.now;
-        let Some(cursor) = self.cursor_mut(d, domain) else {
+        let missing = needs_in(&self.purgatory, &self.repos, &self.present, d);
+        let Some(cursor) = self.sync.cursor_mut(d, domain) else {
             return false;
         };
         if cursor.in_flight.is_some() {
@@ -283,13 +293,7 @@ impl Engine {
     }
 
     fn cursor_mut(&mut self, d: &str, domain: &str) -> Option<&mut Cursor> {
-        self.sync
-            .entries
-            .get_mut(d)?
-            .attempt
-            .as_mut()?
-            .cursors
-            .get_mut(domain)
+        self.sync.cursor_mut(d, domain)
     }
 
     /// Gives free slots of `domain` to the identifiers queued on it, in turn.
@@ -316,7 +320,7 @@ impl Engine {
                     .all(|c| c.in_flight.is_none() && c.urls.is_empty() && c.fetch_next.is_empty())
             });
         if done {
-            let satisfied = self.needs(d).is_empty();
+            let satisfied = self.needs_of(d).is_empty();
             self.finish_attempt(d, satisfied);
         }
     }
@@ -343,7 +347,7 @@ impl Engine {
 
     /// Drops the sync entry of `d` if no event of it needs objects and no request is out.
     pub(crate) fn settle_sync(&mut self, d: &str) {
-        if self.needs(d).is_empty() && !self.sync.in_attempt(d) {
+        if self.needs_of(d).is_empty() && !self.sync.in_attempt(d) {
             self.sync.entries.remove(d);
             self.timers.cancel(&TimerKey::Sync(d.to_owned()));
         }
@@ -375,7 +379,7 @@ impl Engine {
         else {
             return;
         };
-        let missing = self.needs(&info.d);
+        let missing = self.needs_of(&info.d);
         let mut wanted: Vec<Oid> = refs
             .iter()
             .map(|(_, o)| *o)
