@@ -58,6 +58,7 @@ mod journal;
 mod metrics;
 mod needs;
 mod oid;
+mod outcome;
 mod pull_request;
 mod purgatory;
 mod push;

@@ -9,6 +9,7 @@ use crate::event::Origin;
 use crate::input::{Failure, FailureKind};
 use crate::needs::needs_in;
 use crate::oid::Oid;
+use crate::outcome::Outcome;
 use crate::purgatory::Waiting;
 use crate::repo::RepoId;
 use crate::time::Time;
@@ -26,7 +27,7 @@ pub(crate) struct SyncEntry {
     /// A new event arrived during the attempt: the next one is due no later than this.
     kicked: Option<Time>,
     /// The last outcome per URL, for operators.
-    pub(crate) outcomes: BTreeMap<String, (Time, String)>,
+    pub(crate) outcomes: BTreeMap<String, (Time, Outcome)>,
 }
 
 #[derive(Debug)]
@@ -156,7 +157,7 @@ impl Engine {
                 Err(why) => {
                     entry
                         .outcomes
-                        .insert(url, (self.now, format!("refused: {why}")));
+                        .insert(url, (self.now, Outcome::Refused(why)));
                 }
             }
         }
@@ -353,12 +354,17 @@ impl Engine {
         }
     }
 
-    fn complete_request(&mut self, request: RequestId, outcome: String) -> Option<RequestInfo> {
+    fn complete_request(&mut self, request: RequestId, outcome: Outcome) -> Option<RequestInfo> {
         let info = self.sync.requests.remove(&request)?;
         self.throttle.release(&info.domain);
         let now = self.now;
         if let Some(e) = self.sync.entries.get_mut(&info.d) {
-            e.outcomes.insert(info.url.clone(), (now, outcome));
+            match e.outcomes.get_mut(&info.url) {
+                Some(slot) => *slot = (now, outcome),
+                None => {
+                    e.outcomes.insert(info.url.clone(), (now, outcome));
+                }
+            }
         }
         if let Some(c) = self.cursor_mut(&info.d, &info.domain) {
             if c.in_flight == Some(request) {
@@ -375,8 +381,7 @@ impl Engine {
     }
 
     pub(crate) fn on_refs_listed(&mut self, request: RequestId, refs: Vec<(String, Oid)>) {
-        let Some(info) = self.complete_request(request, format!("advertised {} refs", refs.len()))
-        else {
+        let Some(info) = self.complete_request(request, Outcome::Advertised(refs.len())) else {
             return;
         };
         let missing = self.needs_of(&info.d);
@@ -396,7 +401,7 @@ impl Engine {
     }
 
     pub(crate) fn on_fetched(&mut self, request: RequestId, present: Vec<Oid>, bytes: u64) {
-        let outcome = format!("fetched {} objects ({bytes} bytes)", present.len());
+        let outcome = Outcome::Fetched(present.len(), bytes);
         let Some(info) = self.complete_request(request, outcome) else {
             return;
         };
@@ -419,21 +424,18 @@ impl Engine {
     }
 
     pub(crate) fn on_request_failed(&mut self, request: RequestId, failure: Failure) {
-        let outcome = format!("failed ({:?}): {}", failure.kind, failure.detail);
+        let Failure { kind, detail } = failure;
+        let outcome = Outcome::Failed(kind.clone(), detail);
         let Some(info) = self.complete_request(request, outcome) else {
             return;
         };
-        *self
-            .counters
-            .failures
-            .entry(failure.kind.clone())
-            .or_default() += 1;
-        if failure.kind == FailureKind::RateLimited {
+        *self.counters.failures.entry(kind.clone()).or_default() += 1;
+        if kind == FailureKind::RateLimited {
             self.counters.remote_rate_limited += 1;
         }
         // A server that refuses part of a multi-object fetch may still serve the rest:
         // ask again for each half (a few extra requests, never one full fetch per id).
-        if let (FailureKind::NotOurRef, RequestKind::Fetch(oids)) = (&failure.kind, &info.kind) {
+        if let (FailureKind::NotOurRef, RequestKind::Fetch(oids)) = (&kind, &info.kind) {
             if oids.len() > 1 {
                 let (a, b) = oids.split_at(oids.len() / 2);
                 if let Some(c) = self.cursor_mut(&info.d, &info.domain) {

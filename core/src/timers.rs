@@ -25,10 +25,22 @@ impl<K: Ord + Clone> Default for Timers<K> {
 impl<K: Ord + Clone> Timers<K> {
     /// Sets (or moves) the deadline of `key`.
     pub(crate) fn set(&mut self, key: K, at: Time) {
-        if let Some(old) = self.by_key.insert(key.clone(), at) {
-            self.by_time.remove(&(old, key.clone()));
+        match self.by_key.get_mut(&key) {
+            Some(slot) if *slot == at => {}
+            Some(slot) => {
+                // Move the key through the index instead of cloning it.
+                let old = std::mem::replace(slot, at);
+                let (_, key) = self
+                    .by_time
+                    .take(&(old, key))
+                    .expect("indexed: both maps hold every key");
+                self.by_time.insert((at, key));
+            }
+            None => {
+                self.by_key.insert(key.clone(), at);
+                self.by_time.insert((at, key));
+            }
         }
-        self.by_time.insert((at, key));
     }
 
     /// Moves the deadline of `key` earlier only (or sets it if unset).
