@@ -26,8 +26,9 @@ pub const PURGATORY_MESSAGE: &str = "purgatory: won't be served until git data a
 pub(crate) enum TimerKey {
     /// A purgatory entry expires (or an announcement soft-expires / is forgotten).
     Entry(EventId),
-    /// A git-first placeholder lapses.
-    Placeholder(RepoId, EventId),
+    /// A git-first placeholder lapses. Boxed: it is rare, and inline it would make every
+    /// key (one per purgatory entry, twice) three times larger.
+    Placeholder(Box<(RepoId, EventId)>),
     /// The memory of an expired event lapses.
     Expired(EventId),
     /// An identifier's next sync attempt.

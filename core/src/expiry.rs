@@ -15,7 +15,7 @@ impl Engine {
         while let Some(key) = self.timers.pop_due(now) {
             match key {
                 TimerKey::Entry(id) => self.expire_entry(&id),
-                TimerKey::Placeholder(repo, id) => self.expire_placeholder(&repo, &id),
+                TimerKey::Placeholder(key) => self.expire_placeholder(&key.0, &key.1),
                 TimerKey::Expired(id) => {
                     self.purgatory.expired.remove(&id);
                     self.emit(Effect::Forget {
@@ -239,8 +239,10 @@ impl Engine {
                 oid,
                 deadline,
             } => {
-                self.timers
-                    .set(TimerKey::Placeholder(repo.clone(), event_id), deadline);
+                self.timers.set(
+                    TimerKey::Placeholder(Box::new((repo.clone(), event_id))),
+                    deadline,
+                );
                 self.purgatory
                     .placeholders
                     .insert((repo, event_id), Placeholder { oid });

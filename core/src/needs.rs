@@ -55,7 +55,7 @@ impl NeedIndex {
 /// with repeats; the same as [`Entry::own_needs`] up to order and duplicates.
 fn own_oids(e: &Entry) -> impl Iterator<Item = Oid> + '_ {
     let (refs, tip) = match &e.what {
-        Waiting::State(s) if !s.malformed => (Some(s.refs.values().copied()), None),
+        Waiting::State(s) if !s.malformed => (Some(s.refs.iter().map(|(_, o)| *o)), None),
         Waiting::Pr { tip: Ok(oid), .. } => (None, Some(*oid)),
         _ => (None, None),
     };

@@ -47,7 +47,8 @@ impl Engine {
             let Some(ph) = self.purgatory.placeholders.remove(&(repo.clone(), id)) else {
                 continue;
             };
-            self.timers.cancel(&TimerKey::Placeholder(repo.clone(), id));
+            self.timers
+                .cancel(&TimerKey::Placeholder(Box::new((repo.clone(), id))));
             self.emit(Effect::Forget {
                 key: crate::journal::JournalKey::Placeholder(repo.clone(), id),
             });

@@ -4,6 +4,7 @@
 //! expiring-map pattern: a `BTreeMap<Key, Time>` plus a `BTreeSet<(Time, Key)>` index.
 
 use crate::time::Time;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Keyed deadlines.
@@ -25,20 +26,22 @@ impl<K: Ord + Clone> Default for Timers<K> {
 impl<K: Ord + Clone> Timers<K> {
     /// Sets (or moves) the deadline of `key`.
     pub(crate) fn set(&mut self, key: K, at: Time) {
-        match self.by_key.get_mut(&key) {
-            Some(slot) if *slot == at => {}
-            Some(slot) => {
-                // Move the key through the index instead of cloning it.
-                let old = std::mem::replace(slot, at);
-                let (_, key) = self
-                    .by_time
-                    .take(&(old, key))
-                    .expect("indexed: both maps hold every key");
+        match self.by_key.entry(key) {
+            Entry::Vacant(v) => {
+                let key = v.key().clone();
+                v.insert(at);
                 self.by_time.insert((at, key));
             }
-            None => {
-                self.by_key.insert(key.clone(), at);
-                self.by_time.insert((at, key));
+            Entry::Occupied(mut o) => {
+                let old = o.insert(at);
+                if old != at {
+                    let key = o.key().clone();
+                    let (_, key) = self
+                        .by_time
+                        .take(&(old, key))
+                        .expect("indexed: both maps hold every key");
+                    self.by_time.insert((at, key));
+                }
             }
         }
     }
