@@ -91,14 +91,22 @@ pub(crate) struct Placeholder {
     pub(crate) oid: Oid,
 }
 
+/// The entries of one identifier.
+#[derive(Debug, Default)]
+struct Group {
+    ids: BTreeSet<EventId>,
+    /// The waiting announcement (`false`) or state (`true`) of each author: one per
+    /// (identifier, author). Keyed inside the identifier's group, so a lookup allocates
+    /// nothing and an entry does not carry its own copy of the identifier.
+    latest: BTreeMap<(PublicKey, bool), EventId>,
+}
+
 /// The purgatory store.
 #[derive(Debug, Default)]
 pub(crate) struct Purgatory {
     entries: BTreeMap<EventId, Entry>,
-    by_d: BTreeMap<String, BTreeSet<EventId>>,
+    by_d: BTreeMap<String, Group>,
     per_author: BTreeMap<PublicKey, usize>,
-    /// The waiting announcement (`false`) or state (`true`) of each (identifier, author).
-    by_author: BTreeMap<(String, PublicKey, bool), EventId>,
     pub(crate) placeholders: BTreeMap<(RepoId, EventId), Placeholder>,
     pub(crate) expired: BTreeMap<EventId, Time>,
     /// What the entries of each identifier need.
@@ -123,13 +131,13 @@ impl Purgatory {
         if let Some(old) = self.entries.remove(&id) {
             self.unindex(&old);
         }
-        self.by_d.entry(entry.d.clone()).or_default().insert(id);
+        let group = self.by_d.entry(entry.d.clone()).or_default();
+        group.ids.insert(id);
+        if let Some(is_state) = author_key(&entry.what) {
+            group.latest.insert((entry.event.pubkey, is_state), id);
+        }
         *self.per_author.entry(entry.event.pubkey).or_default() += 1;
         self.needs.add(&entry);
-        if let Some(is_state) = author_key(&entry.what) {
-            self.by_author
-                .insert((entry.d.clone(), entry.event.pubkey, is_state), id);
-        }
         self.entries.insert(id, entry);
     }
 
@@ -141,15 +149,15 @@ impl Purgatory {
 
     fn unindex(&mut self, e: &Entry) {
         self.needs.remove(e);
-        if let Some(is_state) = author_key(&e.what) {
-            let key = (e.d.clone(), e.event.pubkey, is_state);
-            if self.by_author.get(&key) == Some(&e.event.id) {
-                self.by_author.remove(&key);
+        if let Some(group) = self.by_d.get_mut(&e.d) {
+            if let Some(is_state) = author_key(&e.what) {
+                let key = (e.event.pubkey, is_state);
+                if group.latest.get(&key) == Some(&e.event.id) {
+                    group.latest.remove(&key);
+                }
             }
-        }
-        if let Some(set) = self.by_d.get_mut(&e.d) {
-            set.remove(&e.event.id);
-            if set.is_empty() {
+            group.ids.remove(&e.event.id);
+            if group.ids.is_empty() {
                 self.by_d.remove(&e.d);
             }
         }
@@ -165,19 +173,19 @@ impl Purgatory {
         self.by_d
             .get(d)
             .into_iter()
-            .flatten()
+            .flat_map(|g| &g.ids)
             .filter_map(|id| self.entries.get(id))
     }
 
     /// The waiting state of `author` for `d`, if any (one per author: newer replaces older).
     pub(crate) fn state_of(&self, author: &PublicKey, d: &str) -> Option<&Entry> {
-        let id = self.by_author.get(&(d.to_owned(), *author, true))?;
+        let id = self.by_d.get(d)?.latest.get(&(*author, true))?;
         self.entries.get(id)
     }
 
     /// The waiting announcement of `owner` for `d`, if any.
     pub(crate) fn announcement_of(&self, owner: &PublicKey, d: &str) -> Option<&Entry> {
-        let id = self.by_author.get(&(d.to_owned(), *owner, false))?;
+        let id = self.by_d.get(d)?.latest.get(&(*owner, false))?;
         self.entries.get(id)
     }
 
@@ -198,6 +206,6 @@ impl Purgatory {
     }
 
     pub(crate) fn count_identifier(&self, d: &str) -> usize {
-        self.by_d.get(d).map_or(0, BTreeSet::len)
+        self.by_d.get(d).map_or(0, |g| g.ids.len())
     }
 }
