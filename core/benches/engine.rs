@@ -253,12 +253,70 @@ fn fail_queued(
     (count, issued)
 }
 
+/// Related-event verdicts: issues on hosted repositories, each accepted and stored. The
+/// coordinate names the announcement's real owner, so every one is accepted.
+fn related_verdicts(w: &mut World, idents: usize) {
+    let k = 50_000;
+    let events: Vec<Event> = (0..k)
+        .map(|i| {
+            let owner = &w.owners[(i % idents) % w.owners.len()];
+            let d = format!("repo{}", i % idents);
+            let coord = format!("30617:{}:{d}", owner.public_key().to_hex());
+            w.ids += 1;
+            fake(
+                w.owners[0].public_key(),
+                Kind::GitIssue,
+                100,
+                vec![sv(&["a", &coord])],
+                w.ids,
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    let accepted = judge(w, events);
+    println!(
+        "verdict      {}  ({accepted} accepted)",
+        rate(k, t.elapsed())
+    );
+}
+
+/// Gives each event to the engine as a client's; returns how many were accepted. Not
+/// inlined, for `--toggle-collect='*judge*'`.
+#[inline(never)]
+fn judge(w: &mut World, events: Vec<Event>) -> usize {
+    let mut accepted = 0;
+    for (i, e) in events.into_iter().enumerate() {
+        let token = ReplyToken(i as u64);
+        let event = VerifiedEvent::assume_verified(e);
+        let received_at = Timestamp::from_secs(2_000_000_000);
+        w.engine.handle_input(
+            w.now,
+            Input::Event {
+                token,
+                event,
+                origin: grasp_core::Origin::Client,
+                received_at,
+            },
+        );
+        while let Some(e) = w.engine.poll_effect() {
+            if let Effect::Reply { accepted: true, .. } = e {
+                accepted += 1;
+            }
+        }
+    }
+    accepted
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--memory") {
         return memory(args[i + 1].parse().expect("--memory <entries>"));
     }
-    // One phase alone, for profilers: `--fetch-failures <entries>`.
+    // One phase alone, for profilers: `--fetch-failures <entries>`, `--verdicts <entries>`.
+    if let Some(i) = args.iter().position(|a| a == "--verdicts") {
+        let n: usize = args[i + 1].parse().expect("--verdicts <entries>");
+        return related_verdicts(&mut world(n), (n / 10).max(1));
+    }
     if let Some(i) = args.iter().position(|a| a == "--fetch-failures") {
         return fetch_failures(
             args[i + 1].parse().expect("--fetch-failures <entries>"),
@@ -282,49 +340,7 @@ fn main() {
         print!("{}", String::from_utf8_lossy(&out.stdout));
         let mut w = world(n);
         let idents = (n / 10).max(1);
-        // 1. Related-event verdicts (an issue on a hosted repo: accepted and stored). The
-        //    coordinate names the announcement's real owner, so every one is accepted.
-        let k = 50_000;
-        let events: Vec<Event> = (0..k)
-            .map(|i| {
-                let owner = &w.owners[(i % idents) % w.owners.len()];
-                let d = format!("repo{}", i % idents);
-                let coord = format!("30617:{}:{d}", owner.public_key().to_hex());
-                w.ids += 1;
-                fake(
-                    w.owners[0].public_key(),
-                    Kind::GitIssue,
-                    100,
-                    vec![sv(&["a", &coord])],
-                    w.ids,
-                )
-            })
-            .collect();
-        let mut accepted = 0;
-        let t = Instant::now();
-        for (i, e) in events.into_iter().enumerate() {
-            let token = ReplyToken(i as u64);
-            let event = VerifiedEvent::assume_verified(e);
-            let received_at = Timestamp::from_secs(2_000_000_000);
-            w.engine.handle_input(
-                w.now,
-                Input::Event {
-                    token,
-                    event,
-                    origin: grasp_core::Origin::Client,
-                    received_at,
-                },
-            );
-            while let Some(e) = w.engine.poll_effect() {
-                if let Effect::Reply { accepted: true, .. } = e {
-                    accepted += 1;
-                }
-            }
-        }
-        println!(
-            "verdict      {}  ({accepted} accepted)",
-            rate(k, t.elapsed())
-        );
+        related_verdicts(&mut w, idents);
         // 2. State verdicts: into purgatory, an object check, its answer (2 inputs each).
         let k = 20_000;
         let states: Vec<Event> = (0..k)

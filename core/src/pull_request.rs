@@ -98,7 +98,8 @@ impl Engine {
 
     pub(crate) fn on_related(&mut self, token: ReplyToken, e: Event) {
         let id = e.id;
-        if !self.related.is_related(&e) {
+        let refs = event::references(&e);
+        if !self.related.is_related(&e, &refs) {
             return self.reply(
                 token,
                 id,
@@ -111,7 +112,7 @@ impl Engine {
                 self.pr_tips.insert(id, tip);
             }
         }
-        self.related.accept(&e);
+        self.related.accept_with(&e, refs);
         self.store(e, ServePath::Direct);
         self.reply(token, id, true, "");
     }
