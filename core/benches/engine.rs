@@ -8,7 +8,10 @@
 #![allow(clippy::disallowed_methods)]
 
 use grasp_core::nostr::prelude::*;
-use grasp_core::{Config, Effect, Engine, Input, JournalRecord, ReplyToken, Time, VerifiedEvent};
+use grasp_core::{
+    Config, Effect, Engine, Input, JournalRecord, PURGATORY_MESSAGE, ReplyToken, Time,
+    VerifiedEvent,
+};
 use std::time::{Duration, Instant};
 
 mod support;
@@ -19,6 +22,7 @@ const OUR: &str = "http://grasp.test";
 struct World {
     engine: Engine,
     owners: Vec<Keys>,
+    authors: Vec<Keys>,
     now: Time,
     start: Time,
     ids: u64,
@@ -28,6 +32,7 @@ struct World {
 /// announcement per identifier (serving it here, one remote) and the states.
 struct Fixture {
     owners: Vec<Keys>,
+    authors: Vec<Keys>,
     announcements: Vec<Event>,
     states: Vec<Event>,
     ids: u64,
@@ -35,6 +40,7 @@ struct Fixture {
 
 fn fixture(n: usize) -> Fixture {
     let owners: Vec<Keys> = (0..8).map(keys).collect();
+    let authors = state_authors(n);
     let idents = (n / 10).max(1);
     let mut ids = 0;
     let mut announcements = Vec::with_capacity(idents);
@@ -58,28 +64,44 @@ fn fixture(n: usize) -> Fixture {
                 vec!["maintainers".into()]
                     .into_iter()
                     .chain(owners.iter().map(|k| k.public_key().to_hex()))
+                    .chain((0..10).map(|k| authors[(i + k) % authors.len()].public_key().to_hex()))
                     .collect(),
             ],
             ids,
         ));
     }
-    let states = states(&owners, n, ids);
+    let states = states(&authors, n, ids);
     ids += n as u64;
     Fixture {
         owners,
+        authors,
         announcements,
         states,
         ids,
     }
 }
 
+/// Who publishes the states of a world of `n`: enough authors that none reaches the
+/// per-author purgatory cap (1000) — 500 entries each at most, 10 at least (each
+/// identifier's 10 states come from 10 different maintainers, listed in its announcement).
+fn state_authors(n: usize) -> Vec<Keys> {
+    (0..(n / 500).max(10) as u64)
+        .map(|k| keys(100 + k))
+        .collect()
+}
+
+/// The author of the `k`-th state (0..10) of identifier `i`.
+fn author_of<'a>(authors: &'a [Keys], i: usize, k: usize) -> &'a Keys {
+    &authors[(i + k % 10) % authors.len()]
+}
+
 /// The `n` waiting states of a world; `ids` is the last event number used before them.
-fn states(owners: &[Keys], n: usize, ids: u64) -> Vec<Event> {
+fn states(authors: &[Keys], n: usize, ids: u64) -> Vec<Event> {
     let idents = (n / 10).max(1);
     (0..n)
         .map(|j| {
             let i = j % idents;
-            let author = &owners[(j / idents) % owners.len()];
+            let author = author_of(authors, i, j / idents);
             fake(
                 author.public_key(),
                 Kind::RepoState,
@@ -123,6 +145,7 @@ fn world_from(f: Fixture) -> World {
     let mut w = World {
         engine,
         owners: f.owners,
+        authors: f.authors,
         now,
         start: now,
         ids: f.ids,
@@ -177,7 +200,7 @@ fn memory(n: usize) {
     let r0 = rss_kib().unwrap_or(0);
     let w = world(n);
     let r1 = rss_kib().unwrap_or(0);
-    let bodies = states(&w.owners, n, 0);
+    let bodies = states(&w.authors, n, 0);
     let r2 = rss_kib().unwrap_or(0);
     let total = (r1.saturating_sub(r0) * 1024) as f64 / n as f64;
     let event_bytes = (r2.saturating_sub(r1) * 1024) as f64 / n as f64;
@@ -253,6 +276,72 @@ fn fail_queued(
     (count, issued)
 }
 
+/// State verdicts: each new state enters purgatory (replacing its author's waiting one)
+/// after an object check, answered "not found" (2 inputs each). Newer than every state of
+/// the world (`created_at` above them all), so none is refused as a duplicate.
+fn state_verdicts(w: &mut World, idents: usize) {
+    let k = 20_000;
+    let states: Vec<Event> = (0..k)
+        .map(|i| {
+            w.ids += 1;
+            let d = format!("repo{}", i % idents);
+            fake(
+                author_of(&w.authors, i % idents, i / idents).public_key(),
+                Kind::RepoState,
+                1_000_000 + i as u64,
+                vec![
+                    sv(&["d", &d]),
+                    vec![
+                        "refs/heads/main".into(),
+                        oid(900_000 + i as u64).to_string(),
+                    ],
+                ],
+                w.ids,
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    let waiting = check_states(w, states);
+    println!(
+        "state verdict{} (2 inputs; {waiting} into purgatory)",
+        rate(k, t.elapsed())
+    );
+}
+
+/// Gives each state to the engine and answers its object check. Not inlined, for
+/// `--toggle-collect='*check_states*'`.
+#[inline(never)]
+fn check_states(w: &mut World, states: Vec<Event>) -> usize {
+    let mut waiting = 0;
+    for (i, e) in states.into_iter().enumerate() {
+        let event = VerifiedEvent::assume_verified(e);
+        let received_at = Timestamp::from_secs(2_000_000_000);
+        w.engine.handle_input(
+            w.now,
+            Input::Event {
+                token: ReplyToken(i as u64),
+                event,
+                origin: grasp_core::Origin::Client,
+                received_at,
+            },
+        );
+        while let Some(e) = w.engine.poll_effect() {
+            match e {
+                Effect::CheckObjects { check, .. } => w.engine.handle_input(
+                    w.now,
+                    Input::ObjectsChecked {
+                        check,
+                        found: vec![],
+                    },
+                ),
+                Effect::Reply { message, .. } if message == PURGATORY_MESSAGE => waiting += 1,
+                _ => {}
+            }
+        }
+    }
+    waiting
+}
+
 /// Related-event verdicts: issues on hosted repositories, each accepted and stored. The
 /// coordinate names the announcement's real owner, so every one is accepted.
 fn related_verdicts(w: &mut World, idents: usize) {
@@ -312,7 +401,11 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--memory") {
         return memory(args[i + 1].parse().expect("--memory <entries>"));
     }
-    // One phase alone, for profilers: `--fetch-failures <entries>`, `--verdicts <entries>`.
+    // One phase alone, for profilers: `--fetch-failures <entries>`, `--verdicts <entries>`, `--states <entries>`.
+    if let Some(i) = args.iter().position(|a| a == "--states") {
+        let n: usize = args[i + 1].parse().expect("--states <entries>");
+        return state_verdicts(&mut world(n), (n / 10).max(1));
+    }
     if let Some(i) = args.iter().position(|a| a == "--verdicts") {
         let n: usize = args[i + 1].parse().expect("--verdicts <entries>");
         return related_verdicts(&mut world(n), (n / 10).max(1));
@@ -341,43 +434,7 @@ fn main() {
         let mut w = world(n);
         let idents = (n / 10).max(1);
         related_verdicts(&mut w, idents);
-        // 2. State verdicts: into purgatory, an object check, its answer (2 inputs each).
-        let k = 20_000;
-        let states: Vec<Event> = (0..k)
-            .map(|i| {
-                w.ids += 1;
-                let d = format!("repo{}", i % idents);
-                fake(
-                    w.owners[i % 8].public_key(),
-                    Kind::RepoState,
-                    5_000 + i as u64,
-                    vec![
-                        sv(&["d", &d]),
-                        vec![
-                            "refs/heads/main".into(),
-                            oid(900_000 + i as u64).to_string(),
-                        ],
-                    ],
-                    w.ids,
-                )
-            })
-            .collect();
-        let t = Instant::now();
-        for (i, e) in states.into_iter().enumerate() {
-            let event = VerifiedEvent::assume_verified(e);
-            let received_at = Timestamp::from_secs(2_000_000_000);
-            w.engine.handle_input(
-                w.now,
-                Input::Event {
-                    token: ReplyToken(i as u64),
-                    event,
-                    origin: grasp_core::Origin::Client,
-                    received_at,
-                },
-            );
-            w.drain();
-        }
-        println!("state verdict{} (2 inputs)", rate(k, t.elapsed()));
+        state_verdicts(&mut w, idents);
         // 3. Timeouts that do nothing (early or repeated calls).
         let k = 1_000_000;
         let t = Instant::now();
@@ -465,12 +522,14 @@ fn main() {
             m.counters.expired,
             m.counters.attempts
         );
-        // 5. Expiry: every remaining entry expires in one timeout.
-        let left = w.engine.purgatory_view().len();
-        w.now = w.now.plus(Duration::from_secs(3600));
+        // 5. Expiry: every entry of a fresh world expires in one timeout (the sync round
+        //    above released most of this one's).
+        let mut x = world(n);
+        let left = x.engine.purgatory_view().len();
+        x.now = x.start.plus(ENTRY_LIFETIME);
         let t = Instant::now();
-        w.engine.handle_timeout(w.now);
-        let effects = w.drain();
+        x.engine.handle_timeout(x.now);
+        let effects = x.drain();
         println!(
             "expiry       {}  ({left} entries, {effects} effects)",
             rate(left.max(1), t.elapsed())
