@@ -14,9 +14,10 @@ impl Engine {
         let now = self.now;
         while let Some(key) = self.timers.pop_due(now) {
             match key {
-                TimerKey::Entry(id) => self.expire_entry(&id),
+                TimerKey::Entry(key) => self.expire_entry(&key.event_id()),
                 TimerKey::Placeholder(key) => self.expire_placeholder(&key.0, &key.1),
-                TimerKey::Expired(id) => {
+                TimerKey::Expired(key) => {
+                    let id = key.event_id();
                     self.purgatory.expired.remove(&id);
                     self.emit(Effect::Forget {
                         key: JournalKey::Expired(id),
@@ -49,7 +50,7 @@ impl Engine {
             self.emit(Effect::DeleteRepo {
                 repo: RepoId::new(owner, &d),
             });
-            self.timers.set(TimerKey::Entry(*id), forget_at);
+            self.timers.set(TimerKey::entry(id), forget_at);
             self.persist_entry(id);
             self.counters.soft_expired += 1;
             self.settle_sync(&d);
@@ -75,7 +76,7 @@ impl Engine {
         }
         let until = self.now.plus(self.config.expired_memory);
         self.purgatory.expired.insert(*id, until);
-        self.timers.set(TimerKey::Expired(*id), until);
+        self.timers.set(TimerKey::expired(id), until);
         self.emit(Effect::Persist {
             record: JournalRecord::Expired {
                 event_id: *id,
@@ -231,7 +232,7 @@ impl Engine {
                 };
                 self.purgatory.insert(entry);
                 self.timers
-                    .set(TimerKey::Entry(id), forget_at.unwrap_or(deadline));
+                    .set(TimerKey::entry(&id), forget_at.unwrap_or(deadline));
             }
             JournalRecord::Placeholder {
                 repo,
@@ -249,7 +250,7 @@ impl Engine {
             }
             JournalRecord::Expired { event_id, until } => {
                 self.purgatory.expired.insert(event_id, until);
-                self.timers.set(TimerKey::Expired(event_id), until);
+                self.timers.set(TimerKey::expired(&event_id), until);
             }
         }
     }

@@ -53,6 +53,7 @@ mod effect;
 mod engine;
 mod event;
 mod expiry;
+mod id_key;
 mod input;
 mod journal;
 mod metrics;

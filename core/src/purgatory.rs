@@ -3,6 +3,7 @@
 
 use crate::effect::ReplyToken;
 use crate::event::{Origin, StateRefs};
+use crate::id_key::IdKey;
 use crate::journal::JournalRecord;
 use crate::needs::NeedIndex;
 use crate::oid::Oid;
@@ -94,7 +95,7 @@ pub(crate) struct Placeholder {
 /// The entries of one identifier.
 #[derive(Debug, Default)]
 struct Group {
-    ids: BTreeSet<EventId>,
+    ids: BTreeSet<IdKey>,
     /// The waiting announcement (`false`) or state (`true`) of each author: one per
     /// (identifier, author). Keyed inside the identifier's group, so a lookup allocates
     /// nothing and an entry does not carry its own copy of the identifier.
@@ -104,7 +105,7 @@ struct Group {
 /// The purgatory store.
 #[derive(Debug, Default)]
 pub(crate) struct Purgatory {
-    entries: BTreeMap<EventId, Entry>,
+    entries: BTreeMap<IdKey, Entry>,
     by_d: BTreeMap<String, Group>,
     per_author: BTreeMap<PublicKey, usize>,
     pub(crate) placeholders: BTreeMap<(RepoId, EventId), Placeholder>,
@@ -115,34 +116,35 @@ pub(crate) struct Purgatory {
 
 impl Purgatory {
     pub(crate) fn get(&self, id: &EventId) -> Option<&Entry> {
-        self.entries.get(id)
+        self.entries.get(&IdKey::from(id))
     }
 
     pub(crate) fn get_mut(&mut self, id: &EventId) -> Option<&mut Entry> {
-        self.entries.get_mut(id)
+        self.entries.get_mut(&IdKey::from(id))
     }
 
     pub(crate) fn contains(&self, id: &EventId) -> bool {
-        self.entries.contains_key(id)
+        self.entries.contains_key(&IdKey::from(id))
     }
 
     pub(crate) fn insert(&mut self, entry: Entry) {
         let id = entry.event.id;
-        if let Some(old) = self.entries.remove(&id) {
+        let key = IdKey::from(&id);
+        if let Some(old) = self.entries.remove(&key) {
             self.unindex(&old);
         }
         let group = self.by_d.entry(entry.d.clone()).or_default();
-        group.ids.insert(id);
+        group.ids.insert(key);
         if let Some(is_state) = author_key(&entry.what) {
             group.latest.insert((entry.event.pubkey, is_state), id);
         }
         *self.per_author.entry(entry.event.pubkey).or_default() += 1;
         self.needs.add(&entry);
-        self.entries.insert(id, entry);
+        self.entries.insert(key, entry);
     }
 
     pub(crate) fn remove(&mut self, id: &EventId) -> Option<Entry> {
-        let e = self.entries.remove(id)?;
+        let e = self.entries.remove(&IdKey::from(id))?;
         self.unindex(&e);
         Some(e)
     }
@@ -156,7 +158,7 @@ impl Purgatory {
                     group.latest.remove(&key);
                 }
             }
-            group.ids.remove(&e.event.id);
+            group.ids.remove(&IdKey::from(&e.event.id));
             if group.ids.is_empty() {
                 self.by_d.remove(&e.d);
             }
@@ -180,13 +182,13 @@ impl Purgatory {
     /// The waiting state of `author` for `d`, if any (one per author: newer replaces older).
     pub(crate) fn state_of(&self, author: &PublicKey, d: &str) -> Option<&Entry> {
         let id = self.by_d.get(d)?.latest.get(&(*author, true))?;
-        self.entries.get(id)
+        self.entries.get(&IdKey::from(id))
     }
 
     /// The waiting announcement of `owner` for `d`, if any.
     pub(crate) fn announcement_of(&self, owner: &PublicKey, d: &str) -> Option<&Entry> {
         let id = self.by_d.get(d)?.latest.get(&(*owner, false))?;
-        self.entries.get(id)
+        self.entries.get(&IdKey::from(id))
     }
 
     pub(crate) fn identifiers(&self) -> impl Iterator<Item = &String> {

@@ -195,7 +195,7 @@ impl Engine {
         let Some(entry) = self.purgatory.remove(id) else {
             return;
         };
-        self.timers.cancel(&TimerKey::Entry(*id));
+        self.timers.cancel(&TimerKey::entry(id));
         self.counters.release_latency(self.now.since(entry.arrived));
         self.store(entry.event, path);
         if entry.persisted {
