@@ -91,7 +91,7 @@ fn state_authors(n: usize) -> Vec<Keys> {
 }
 
 /// The author of the `k`-th state (0..10) of identifier `i`.
-fn author_of<'a>(authors: &'a [Keys], i: usize, k: usize) -> &'a Keys {
+fn author_of(authors: &[Keys], i: usize, k: usize) -> &Keys {
     &authors[(i + k % 10) % authors.len()]
 }
 

@@ -85,7 +85,6 @@ pub struct Remote {
 /// One identifier: its events and where its data is.
 pub struct Ident {
     pub d: String,
-    pub owner: Keys,
     pub repo: RepoId,
     /// The remotes its announcement lists (besides us).
     pub listed: Vec<usize>,
@@ -133,7 +132,7 @@ impl World {
             let owner = owners[i % owners.len()].clone();
             let m = rng.range(2, 4) as usize;
             let pool = match shape {
-                Shape::Hot if rng.next() % 5 != 0 => hot,
+                Shape::Hot if !rng.next().is_multiple_of(5) => hot,
                 Shape::Hot => cold,
                 _ => &all[..],
             };
@@ -145,7 +144,7 @@ impl World {
             let refs: Vec<(String, Oid)> = (0..nrefs)
                 .map(|j| (names[j].to_string(), oid(base + j as u64 + 1)))
                 .collect();
-            let pr_tip = (rng.next() % 4 == 0).then(|| oid(base + 8));
+            let pr_tip = rng.next().is_multiple_of(4).then(|| oid(base + 8));
             let mut data: Vec<(String, Oid)> = refs.clone();
             if let Some(t) = pr_tip {
                 data.push((format!("refs/heads/pr-{i}"), t));
@@ -231,7 +230,6 @@ impl World {
             idents.push(Ident {
                 repo: RepoId::new(owner.public_key(), &d),
                 d,
-                owner,
                 listed,
                 holders,
                 events,
