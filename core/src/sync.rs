@@ -267,12 +267,6 @@ impl Engine {
             kind: kind.clone(),
         };
         self.sync.requests.insert(request, info);
-        let into = self
-            .sync
-            .entries
-            .get(d)
-            .and_then(|e| e.attempt.as_ref())
-            .map(|a| a.into.clone());
         match kind {
             RequestKind::ListRefs => self.emit(Effect::ListRefs {
                 request,
@@ -280,7 +274,14 @@ impl Engine {
                 domain: domain.to_owned(),
             }),
             RequestKind::Fetch(oids) => {
-                let into = into.expect("an attempt is running");
+                // Only a fetch names the repository it fills.
+                let into = self
+                    .sync
+                    .entries
+                    .get(d)
+                    .and_then(|e| e.attempt.as_ref())
+                    .map(|a| a.into.clone())
+                    .expect("an attempt is running");
                 self.emit(Effect::Fetch {
                     request,
                     url,
@@ -358,6 +359,7 @@ impl Engine {
         let info = self.sync.requests.remove(&request)?;
         self.throttle.release(&info.domain);
         let now = self.now;
+        // One lookup of the identifier for both its outcome and its cursor.
         if let Some(e) = self.sync.entries.get_mut(&info.d) {
             match e.outcomes.get_mut(&info.url) {
                 Some(slot) => *slot = (now, outcome),
@@ -365,9 +367,11 @@ impl Engine {
                     e.outcomes.insert(info.url.clone(), (now, outcome));
                 }
             }
-        }
-        if let Some(c) = self.cursor_mut(&info.d, &info.domain) {
-            if c.in_flight == Some(request) {
+            let cursor = e
+                .attempt
+                .as_mut()
+                .and_then(|a| a.cursors.get_mut(&info.domain));
+            if let Some(c) = cursor.filter(|c| c.in_flight == Some(request)) {
                 c.in_flight = None;
             }
         }
