@@ -8,7 +8,10 @@
 #![allow(clippy::disallowed_methods)]
 
 use grasp_core::nostr::prelude::*;
-use grasp_core::{Config, Effect, Engine, Input, JournalRecord, ReplyToken, Time, VerifiedEvent};
+use grasp_core::{
+    Config, Effect, Engine, Input, JournalRecord, PURGATORY_MESSAGE, ReplyToken, Time,
+    VerifiedEvent,
+};
 use std::time::{Duration, Instant};
 
 mod support;
@@ -19,24 +22,34 @@ const OUR: &str = "http://grasp.test";
 struct World {
     engine: Engine,
     owners: Vec<Keys>,
+    authors: Vec<Keys>,
     now: Time,
+    start: Time,
     ids: u64,
 }
 
-/// An engine with `n` waiting states over `n / 10` identifiers (each announced, served,
-/// with one remote), restored from journal records.
-fn world(n: usize) -> World {
-    let mut engine = Engine::new(Config::new(OUR.parse().unwrap()));
+/// The events of a world of `n` waiting states over `n / 10` identifiers: one
+/// announcement per identifier (serving it here, one remote) and the states.
+struct Fixture {
+    owners: Vec<Keys>,
+    authors: Vec<Keys>,
+    announcements: Vec<Event>,
+    states: Vec<Event>,
+    ids: u64,
+}
+
+fn fixture(n: usize) -> Fixture {
     let owners: Vec<Keys> = (0..8).map(keys).collect();
-    let now = Time::from_millis(10_000_000);
+    let authors = state_authors(n);
     let idents = (n / 10).max(1);
     let mut ids = 0;
+    let mut announcements = Vec::with_capacity(idents);
     for i in 0..idents {
         let owner = &owners[i % owners.len()];
         let npub = grasp_core::npub(&owner.public_key());
         let d = format!("repo{i}");
         ids += 1;
-        let ann = fake(
+        announcements.push(fake(
             owner.public_key(),
             Kind::GitRepoAnnouncement,
             10,
@@ -51,31 +64,79 @@ fn world(n: usize) -> World {
                 vec!["maintainers".into()]
                     .into_iter()
                     .chain(owners.iter().map(|k| k.public_key().to_hex()))
+                    .chain((0..10).map(|k| authors[(i + k) % authors.len()].public_key().to_hex()))
                     .collect(),
             ],
             ids,
-        );
+        ));
+    }
+    let states = states(&authors, n, ids);
+    ids += n as u64;
+    Fixture {
+        owners,
+        authors,
+        announcements,
+        states,
+        ids,
+    }
+}
+
+/// Who publishes the states of a world of `n`: enough authors that none reaches the
+/// per-author purgatory cap (1000) — 500 entries each at most, 10 at least (each
+/// identifier's 10 states come from 10 different maintainers, listed in its announcement).
+fn state_authors(n: usize) -> Vec<Keys> {
+    (0..(n / 500).max(10) as u64)
+        .map(|k| keys(100 + k))
+        .collect()
+}
+
+/// The author of the `k`-th state (0..10) of identifier `i`.
+fn author_of(authors: &[Keys], i: usize, k: usize) -> &Keys {
+    &authors[(i + k % 10) % authors.len()]
+}
+
+/// The `n` waiting states of a world; `ids` is the last event number used before them.
+fn states(authors: &[Keys], n: usize, ids: u64) -> Vec<Event> {
+    let idents = (n / 10).max(1);
+    (0..n)
+        .map(|j| {
+            let i = j % idents;
+            let author = author_of(authors, i, j / idents);
+            fake(
+                author.public_key(),
+                Kind::RepoState,
+                20 + j as u64,
+                vec![
+                    sv(&["d", &format!("repo{i}")]),
+                    vec!["refs/heads/main".into(), oid(j as u64 + 1).to_string()],
+                ],
+                ids + 1 + j as u64,
+            )
+        })
+        .collect()
+}
+
+/// Restored purgatory entries expire this long after the world's start.
+const ENTRY_LIFETIME: Duration = Duration::from_secs(1800);
+
+/// An engine with `n` waiting states over `n / 10` identifiers (each announced, served,
+/// with one remote), restored from journal records.
+fn world(n: usize) -> World {
+    world_from(fixture(n))
+}
+
+fn world_from(f: Fixture) -> World {
+    let mut engine = Engine::new(Config::new(OUR.parse().unwrap()));
+    let now = Time::from_millis(10_000_000);
+    for ann in f.announcements {
         engine.handle_input(now, Input::Stored(VerifiedEvent::assume_verified(ann)));
     }
-    for j in 0..n {
-        let i = j % idents;
-        let author = &owners[(j / idents) % owners.len()];
-        ids += 1;
-        let st = fake(
-            author.public_key(),
-            Kind::RepoState,
-            20 + j as u64,
-            vec![
-                sv(&["d", &format!("repo{i}")]),
-                vec!["refs/heads/main".into(), oid(j as u64 + 1).to_string()],
-            ],
-            ids,
-        );
+    for st in f.states {
         let record = JournalRecord::Waiting {
             event: st,
             origin: grasp_core::Origin::Sync,
             arrived: now,
-            deadline: now.plus(Duration::from_secs(1800)),
+            deadline: now.plus(ENTRY_LIFETIME),
             forget_at: None,
         };
         engine.handle_input(now, Input::Restore(record));
@@ -83,9 +144,11 @@ fn world(n: usize) -> World {
     engine.handle_input(now, Input::Hydrated);
     let mut w = World {
         engine,
-        owners,
+        owners: f.owners,
+        authors: f.authors,
         now,
-        ids,
+        start: now,
+        ids: f.ids,
     };
     w.drain();
     w
@@ -129,8 +192,231 @@ fn rate(count: usize, t: Duration) -> String {
     )
 }
 
+/// Engine memory per purgatory entry, measured in a fresh process (so no earlier phase's
+/// freed memory is reused): resident growth while the world is built, minus the growth
+/// from building the same waiting events again on their own (the bodies of waiting events
+/// are the part the target excludes; the announcements are not kept by the engine).
+fn memory(n: usize) {
+    let r0 = rss_kib().unwrap_or(0);
+    let w = world(n);
+    let r1 = rss_kib().unwrap_or(0);
+    let bodies = states(&w.authors, n, 0);
+    let r2 = rss_kib().unwrap_or(0);
+    let total = (r1.saturating_sub(r0) * 1024) as f64 / n as f64;
+    let event_bytes = (r2.saturating_sub(r1) * 1024) as f64 / n as f64;
+    println!(
+        "memory       {:>8.0} bytes/entry engine excluding events ({total:.0} with them; \
+         a waiting event {event_bytes:.0})",
+        total - event_bytes
+    );
+    drop((w, bodies));
+}
+
+/// Fetch failures, each freeing a throttle slot that the next queued identifier takes
+/// (when the domain's sliding window allows). Attempts are started and time is moved on
+/// by untimed timeouts; only the failure inputs (and draining their effects) are timed.
+/// Stops before the restored entries expire, so the engine holds `n` entries throughout.
+fn fetch_failures(n: usize, want: usize) {
+    let mut count = 0;
+    let mut issued = 0;
+    let mut elapsed = Duration::ZERO;
+    while count < want {
+        let mut probe = world(n);
+        let horizon = probe.start.plus(ENTRY_LIFETIME - Duration::from_secs(60));
+        let mut queue = std::collections::VecDeque::new();
+        while count < want {
+            match probe.engine.poll_timeout() {
+                Some(next) if next < horizon => probe.now = probe.now.max(next),
+                _ => break,
+            }
+            probe.engine.handle_timeout(probe.now);
+            while let Some(e) = probe.engine.poll_effect() {
+                if let Effect::ListRefs { request, .. } = e {
+                    queue.push_back(request);
+                }
+            }
+            let t = Instant::now();
+            let (failed, next) = fail_queued(&mut probe, &mut queue);
+            count += failed;
+            issued += next;
+            elapsed += t.elapsed();
+        }
+    }
+    println!(
+        "fetch failure{}  ({count} failures, {issued} of them issued the next request)",
+        rate(count.max(1), elapsed)
+    );
+}
+
+/// Fails every queued request, queueing the requests that follow; returns how many failed
+/// and how many new requests went out. Not inlined, so a profiler can count it alone
+/// (`valgrind --tool=callgrind --toggle-collect='*fail_queued*'`).
+#[inline(never)]
+fn fail_queued(
+    probe: &mut World,
+    queue: &mut std::collections::VecDeque<grasp_core::RequestId>,
+) -> (usize, usize) {
+    let (mut count, mut issued) = (0, 0);
+    while let Some(request) = queue.pop_front() {
+        let failure = grasp_core::Failure {
+            kind: grasp_core::FailureKind::Timeout,
+            detail: String::new(),
+        };
+        probe
+            .engine
+            .handle_input(probe.now, Input::RequestFailed { request, failure });
+        count += 1;
+        while let Some(e) = probe.engine.poll_effect() {
+            if let Effect::ListRefs { request, .. } = e {
+                queue.push_back(request);
+                issued += 1;
+            }
+        }
+    }
+    (count, issued)
+}
+
+/// State verdicts: each new state enters purgatory (replacing its author's waiting one)
+/// after an object check, answered "not found" (2 inputs each). Newer than every state of
+/// the world (`created_at` above them all), so none is refused as a duplicate.
+fn state_verdicts(w: &mut World, idents: usize) {
+    let k = 20_000;
+    let states: Vec<Event> = (0..k)
+        .map(|i| {
+            w.ids += 1;
+            let d = format!("repo{}", i % idents);
+            fake(
+                author_of(&w.authors, i % idents, i / idents).public_key(),
+                Kind::RepoState,
+                1_000_000 + i as u64,
+                vec![
+                    sv(&["d", &d]),
+                    vec![
+                        "refs/heads/main".into(),
+                        oid(900_000 + i as u64).to_string(),
+                    ],
+                ],
+                w.ids,
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    let waiting = check_states(w, states);
+    println!(
+        "state verdict{} (2 inputs; {waiting} into purgatory)",
+        rate(k, t.elapsed())
+    );
+}
+
+/// Gives each state to the engine and answers its object check. Not inlined, for
+/// `--toggle-collect='*check_states*'`.
+#[inline(never)]
+fn check_states(w: &mut World, states: Vec<Event>) -> usize {
+    let mut waiting = 0;
+    for (i, e) in states.into_iter().enumerate() {
+        let event = VerifiedEvent::assume_verified(e);
+        let received_at = Timestamp::from_secs(2_000_000_000);
+        w.engine.handle_input(
+            w.now,
+            Input::Event {
+                token: ReplyToken(i as u64),
+                event,
+                origin: grasp_core::Origin::Client,
+                received_at,
+            },
+        );
+        while let Some(e) = w.engine.poll_effect() {
+            match e {
+                Effect::CheckObjects { check, .. } => w.engine.handle_input(
+                    w.now,
+                    Input::ObjectsChecked {
+                        check,
+                        found: vec![],
+                    },
+                ),
+                Effect::Reply { message, .. } if message == PURGATORY_MESSAGE => waiting += 1,
+                _ => {}
+            }
+        }
+    }
+    waiting
+}
+
+/// Related-event verdicts: issues on hosted repositories, each accepted and stored. The
+/// coordinate names the announcement's real owner, so every one is accepted.
+fn related_verdicts(w: &mut World, idents: usize) {
+    let k = 50_000;
+    let events: Vec<Event> = (0..k)
+        .map(|i| {
+            let owner = &w.owners[(i % idents) % w.owners.len()];
+            let d = format!("repo{}", i % idents);
+            let coord = format!("30617:{}:{d}", owner.public_key().to_hex());
+            w.ids += 1;
+            fake(
+                w.owners[0].public_key(),
+                Kind::GitIssue,
+                100,
+                vec![sv(&["a", &coord])],
+                w.ids,
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    let accepted = judge(w, events);
+    println!(
+        "verdict      {}  ({accepted} accepted)",
+        rate(k, t.elapsed())
+    );
+}
+
+/// Gives each event to the engine as a client's; returns how many were accepted. Not
+/// inlined, for `--toggle-collect='*judge*'`.
+#[inline(never)]
+fn judge(w: &mut World, events: Vec<Event>) -> usize {
+    let mut accepted = 0;
+    for (i, e) in events.into_iter().enumerate() {
+        let token = ReplyToken(i as u64);
+        let event = VerifiedEvent::assume_verified(e);
+        let received_at = Timestamp::from_secs(2_000_000_000);
+        w.engine.handle_input(
+            w.now,
+            Input::Event {
+                token,
+                event,
+                origin: grasp_core::Origin::Client,
+                received_at,
+            },
+        );
+        while let Some(e) = w.engine.poll_effect() {
+            if let Effect::Reply { accepted: true, .. } = e {
+                accepted += 1;
+            }
+        }
+    }
+    accepted
+}
+
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--memory") {
+        return memory(args[i + 1].parse().expect("--memory <entries>"));
+    }
+    // One phase alone, for profilers: `--fetch-failures <entries>`, `--verdicts <entries>`, `--states <entries>`.
+    if let Some(i) = args.iter().position(|a| a == "--states") {
+        let n: usize = args[i + 1].parse().expect("--states <entries>");
+        return state_verdicts(&mut world(n), (n / 10).max(1));
+    }
+    if let Some(i) = args.iter().position(|a| a == "--verdicts") {
+        let n: usize = args[i + 1].parse().expect("--verdicts <entries>");
+        return related_verdicts(&mut world(n), (n / 10).max(1));
+    }
+    if let Some(i) = args.iter().position(|a| a == "--fetch-failures") {
+        return fetch_failures(
+            args[i + 1].parse().expect("--fetch-failures <entries>"),
+            20_000,
+        );
+    }
+    let quick = args.iter().any(|a| a == "--quick");
     let sizes: &[usize] = if quick {
         &[1_000, 10_000]
     } else {
@@ -138,87 +424,17 @@ fn main() {
     };
     println!("grasp-core engine benchmark (one core)");
     for &n in sizes {
-        let before = rss_kib();
-        let mut w = world(n);
-        let after = rss_kib();
         println!("\n== {n} purgatory entries ({} identifiers)", n / 10);
-        if let (Some(a), Some(b)) = (before, after) {
-            println!(
-                "memory       {:>8.0} bytes/entry resident, event bodies included",
-                (b.saturating_sub(a) * 1024) as f64 / n as f64
-            );
-        }
-        // 1. Related-event verdicts (issue on a hosted repo: accepted and stored).
-        let k = 50_000;
-        let events: Vec<Event> = (0..k)
-            .map(|i| {
-                let owner = &w.owners[i % w.owners.len()];
-                let d = format!("repo{}", i % (n / 10).max(1));
-                let coord = format!("30617:{}:{d}", owner.public_key().to_hex());
-                w.ids += 1;
-                fake(
-                    w.owners[0].public_key(),
-                    Kind::GitIssue,
-                    100,
-                    vec![sv(&["a", &coord])],
-                    w.ids,
-                )
-            })
-            .collect();
-        let t = Instant::now();
-        for (i, e) in events.into_iter().enumerate() {
-            let token = ReplyToken(i as u64);
-            let event = VerifiedEvent::assume_verified(e);
-            let received_at = Timestamp::from_secs(2_000_000_000);
-            w.engine.handle_input(
-                w.now,
-                Input::Event {
-                    token,
-                    event,
-                    origin: grasp_core::Origin::Client,
-                    received_at,
-                },
-            );
-            while w.engine.poll_effect().is_some() {}
-        }
-        println!("verdict      {}", rate(k, t.elapsed()));
-        // 2. State verdicts: into purgatory, an object check, its answer (2 inputs each).
-        let k = 20_000;
-        let states: Vec<Event> = (0..k)
-            .map(|i| {
-                w.ids += 1;
-                let d = format!("repo{}", i % (n / 10).max(1));
-                fake(
-                    w.owners[i % 8].public_key(),
-                    Kind::RepoState,
-                    5_000 + i as u64,
-                    vec![
-                        sv(&["d", &d]),
-                        vec![
-                            "refs/heads/main".into(),
-                            oid(900_000 + i as u64).to_string(),
-                        ],
-                    ],
-                    w.ids,
-                )
-            })
-            .collect();
-        let t = Instant::now();
-        for (i, e) in states.into_iter().enumerate() {
-            let event = VerifiedEvent::assume_verified(e);
-            let received_at = Timestamp::from_secs(2_000_000_000);
-            w.engine.handle_input(
-                w.now,
-                Input::Event {
-                    token: ReplyToken(i as u64),
-                    event,
-                    origin: grasp_core::Origin::Client,
-                    received_at,
-                },
-            );
-            w.drain();
-        }
-        println!("state verdict{} (2 inputs)", rate(k, t.elapsed()));
+        let exe = std::env::current_exe().expect("own path");
+        let out = std::process::Command::new(exe)
+            .args(["--memory", &n.to_string()])
+            .output()
+            .expect("memory probe runs");
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        let mut w = world(n);
+        let idents = (n / 10).max(1);
+        related_verdicts(&mut w, idents);
+        state_verdicts(&mut w, idents);
         // 3. Timeouts that do nothing (early or repeated calls).
         let k = 1_000_000;
         let t = Instant::now();
@@ -226,46 +442,13 @@ fn main() {
             w.engine.handle_timeout(w.now);
         }
         println!("idle timeout {}", rate(k, t.elapsed()));
-        // 4a. Fetch results that release nothing: every identifier's attempt starts, each
-        //     advertisement request fails; counts the failure inputs only.
-        {
-            let mut probe = world(n);
-            probe.now = probe.now.plus(Duration::from_secs(200));
-            probe.engine.handle_timeout(probe.now);
-            let mut requests = Vec::new();
-            while let Some(e) = probe.engine.poll_effect() {
-                if let Effect::ListRefs { request, .. } = e {
-                    requests.push(request);
-                }
-            }
-            // Each failure frees a slot, so the throttle hands it to the next identifier:
-            // fail those too, until every attempt is over (window-limited ones wait).
-            let mut queue: std::collections::VecDeque<_> = requests.into();
-            let mut count = 0;
-            let t = Instant::now();
-            while let Some(request) = queue.pop_front() {
-                let failure = grasp_core::Failure {
-                    kind: grasp_core::FailureKind::Timeout,
-                    detail: String::new(),
-                };
-                probe
-                    .engine
-                    .handle_input(probe.now, Input::RequestFailed { request, failure });
-                count += 1;
-                while let Some(e) = probe.engine.poll_effect() {
-                    if let Effect::ListRefs { request, .. } = e {
-                        queue.push_back(request);
-                    }
-                }
-            }
-            println!(
-                "fetch failure{}  ({count} requests)",
-                rate(count.max(1), t.elapsed())
-            );
-        }
+        // 4a. Fetch failures that free a slot for the next request.
+        fetch_failures(n, 20_000);
         // 4. A whole sync round: attempts start, every ListRefs and Fetch is answered
-        //    (objects found), events are released. Counts every input.
+        //    (objects found), events are released. Counts every input. Time moves on
+        //    only while the restored entries live, so nothing expires in this phase.
         w.now = w.now.plus(Duration::from_secs(200));
+        let horizon = w.start.plus(ENTRY_LIFETIME - Duration::from_secs(60));
         let t = Instant::now();
         let mut inputs = 1;
         w.engine.handle_timeout(w.now);
@@ -277,7 +460,7 @@ fn main() {
             if pending.is_empty() {
                 // Throttled work waits for a window to free: move time on.
                 match w.engine.poll_timeout() {
-                    Some(next) if next < w.now.plus(Duration::from_secs(1000)) => {
+                    Some(next) if next < horizon => {
                         w.now = w.now.max(next);
                         w.engine.handle_timeout(w.now);
                         inputs += 1;
@@ -299,7 +482,6 @@ fn main() {
                             .trim_end_matches(".git")
                             .parse()
                             .unwrap();
-                        let idents = (n / 10).max(1);
                         let tips = (i..n).step_by(idents).map(|j| oid(j as u64 + 1));
                         let more = (i..20_000).step_by(idents).map(|j| oid(900_000 + j as u64));
                         let refs = tips
@@ -334,19 +516,22 @@ fn main() {
         }
         let m = w.engine.metrics();
         println!(
-            "sync inputs  {}  ({} released, {} attempts)",
+            "sync inputs  {}  ({} released, {} expired, {} attempts)",
             rate(inputs, t.elapsed()),
             m.counters.released_sync,
+            m.counters.expired,
             m.counters.attempts
         );
-        // 5. Expiry: every remaining entry expires in one timeout.
-        let left = w.engine.purgatory_view().len();
-        w.now = w.now.plus(Duration::from_secs(3600));
+        // 5. Expiry: every entry of a fresh world expires in one timeout (the sync round
+        //    above released most of this one's).
+        let mut x = world(n);
+        let left = x.engine.purgatory_view().len();
+        x.now = x.start.plus(ENTRY_LIFETIME);
         let t = Instant::now();
-        w.engine.handle_timeout(w.now);
-        let effects = w.drain();
+        x.engine.handle_timeout(x.now);
+        let effects = x.drain();
         println!(
-            "expiry       {}  ({effects} effects)",
+            "expiry       {}  ({left} entries, {effects} effects)",
             rate(left.max(1), t.elapsed())
         );
     }

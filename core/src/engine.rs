@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::effect::{CheckId, Effect, ReplyToken, RequestId, ServePath};
 use crate::event::{Origin, VerifiedEvent};
+use crate::id_key::IdKey;
 use crate::input::{Input, PushRequest, PushVerdict};
 use crate::metrics::Counters;
 use crate::oid::Oid;
@@ -25,13 +26,26 @@ pub const PURGATORY_MESSAGE: &str = "purgatory: won't be served until git data a
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum TimerKey {
     /// A purgatory entry expires (or an announcement soft-expires / is forgotten).
-    Entry(EventId),
-    /// A git-first placeholder lapses.
-    Placeholder(RepoId, EventId),
+    Entry(IdKey),
+    /// A git-first placeholder lapses. Boxed: it is rare, and inline it would make every
+    /// key (one per purgatory entry, twice) three times larger.
+    Placeholder(Box<(RepoId, EventId)>),
     /// The memory of an expired event lapses.
-    Expired(EventId),
+    Expired(IdKey),
     /// An identifier's next sync attempt.
     Sync(String),
+}
+
+impl TimerKey {
+    /// The expiry timer of purgatory entry `id`.
+    pub(crate) fn entry(id: &EventId) -> Self {
+        TimerKey::Entry(id.into())
+    }
+
+    /// The timer that forgets expired event `id`.
+    pub(crate) fn expired(id: &EventId) -> Self {
+        TimerKey::Expired(id.into())
+    }
 }
 
 /// A pending object check and what asked for it.

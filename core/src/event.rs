@@ -111,8 +111,10 @@ impl Announcement {
 /// What a repository state says: its refs, HEAD, and whether every ref value is an oid.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub(crate) struct StateRefs {
-    /// `refs/heads/*` and `refs/tags/*` (and other `refs/*`) names with valid object ids.
-    pub(crate) refs: BTreeMap<String, Oid>,
+    /// `refs/heads/*` and `refs/tags/*` (and other `refs/*`) names with valid object ids,
+    /// sorted by name, one per name (the last tag naming it wins). A sorted vector rather
+    /// than a map: a state names a few refs, and a map's node costs ~600 bytes per entry.
+    pub(crate) refs: Vec<(String, Oid)>,
     /// The branch HEAD points at, e.g. `refs/heads/main`.
     pub(crate) head: Option<String>,
     /// Some ref value was not an object id: the state can never be satisfied.
@@ -140,12 +142,15 @@ impl StateRefs {
                 continue;
             }
             match Oid::parse(value) {
-                Some(oid) => {
-                    out.refs.insert(name.clone(), oid);
-                }
+                Some(oid) => out.refs.push((name.clone(), oid)),
                 None => out.malformed = true,
             }
         }
+        // Later tags first, so the stable sort and dedup keep the last tag of each name.
+        out.refs.reverse();
+        out.refs.sort_by(|a, b| a.0.cmp(&b.0));
+        out.refs.dedup_by(|later, kept| later.0 == kept.0);
+        out.refs.shrink_to_fit();
         out
     }
 
@@ -165,7 +170,7 @@ impl StateRefs {
 
     /// The distinct object ids the state needs.
     pub(crate) fn oids(&self) -> Vec<Oid> {
-        let mut v: Vec<Oid> = self.refs.values().copied().collect();
+        let mut v: Vec<Oid> = self.refs.iter().map(|(_, o)| *o).collect();
         v.sort();
         v.dedup();
         v

@@ -15,9 +15,10 @@ impl Engine {
         let now = self.now;
         while let Some(key) = self.timers.pop_due(now) {
             match key {
-                TimerKey::Entry(id) => self.expire_entry(&id),
-                TimerKey::Placeholder(repo, id) => self.expire_placeholder(&repo, &id),
-                TimerKey::Expired(id) => {
+                TimerKey::Entry(key) => self.expire_entry(&key.event_id()),
+                TimerKey::Placeholder(key) => self.expire_placeholder(&key.0, &key.1),
+                TimerKey::Expired(key) => {
+                    let id = key.event_id();
                     self.purgatory.expired.remove(&id);
                     self.emit(Effect::Forget {
                         key: JournalKey::Expired(id),
@@ -50,7 +51,7 @@ impl Engine {
             self.emit(Effect::DeleteRepo {
                 repo: RepoId::new(owner, &d),
             });
-            self.timers.set(TimerKey::Entry(*id), forget_at);
+            self.timers.set(TimerKey::entry(id), forget_at);
             self.persist_entry(id);
             self.counters.soft_expired += 1;
             self.settle_sync(&d);
@@ -76,7 +77,7 @@ impl Engine {
         }
         let until = self.now.plus(self.config.expired_memory);
         self.purgatory.expired.insert(*id, until);
-        self.timers.set(TimerKey::Expired(*id), until);
+        self.timers.set(TimerKey::expired(id), until);
         self.emit(Effect::Persist {
             record: JournalRecord::Expired {
                 event_id: *id,
@@ -232,7 +233,7 @@ impl Engine {
                 };
                 self.purgatory.insert(entry);
                 self.timers
-                    .set(TimerKey::Entry(id), forget_at.unwrap_or(deadline));
+                    .set(TimerKey::entry(&id), forget_at.unwrap_or(deadline));
             }
             JournalRecord::Placeholder {
                 repo,
@@ -240,15 +241,17 @@ impl Engine {
                 oid,
                 deadline,
             } => {
-                self.timers
-                    .set(TimerKey::Placeholder(repo.clone(), event_id), deadline);
+                self.timers.set(
+                    TimerKey::Placeholder(Box::new((repo.clone(), event_id))),
+                    deadline,
+                );
                 self.purgatory
                     .placeholders
                     .insert((repo, event_id), Placeholder { oid });
             }
             JournalRecord::Expired { event_id, until } => {
                 self.purgatory.expired.insert(event_id, until);
-                self.timers.set(TimerKey::Expired(event_id), until);
+                self.timers.set(TimerKey::expired(&event_id), until);
             }
         }
     }

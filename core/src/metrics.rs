@@ -226,7 +226,7 @@ impl Engine {
                 urls: e
                     .outcomes
                     .iter()
-                    .map(|(u, (t, o))| (u.clone(), *t, o.clone()))
+                    .map(|(u, (t, o))| (u.clone(), *t, o.to_string()))
                     .collect(),
             })
             .collect()

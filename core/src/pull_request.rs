@@ -47,7 +47,8 @@ impl Engine {
             let Some(ph) = self.purgatory.placeholders.remove(&(repo.clone(), id)) else {
                 continue;
             };
-            self.timers.cancel(&TimerKey::Placeholder(repo.clone(), id));
+            self.timers
+                .cancel(&TimerKey::Placeholder(Box::new((repo.clone(), id))));
             self.emit(Effect::Forget {
                 key: crate::journal::JournalKey::Placeholder(repo.clone(), id),
             });
@@ -97,7 +98,8 @@ impl Engine {
 
     pub(crate) fn on_related(&mut self, token: ReplyToken, e: Event) {
         let id = e.id;
-        if !self.related.is_related(&e) {
+        let refs = event::references(&e);
+        if !self.related.is_related(&e, &refs) {
             return self.reply(
                 token,
                 id,
@@ -110,7 +112,7 @@ impl Engine {
                 self.pr_tips.insert(id, tip);
             }
         }
-        self.related.accept(&e);
+        self.related.accept_with(&e, refs);
         self.store(e, ServePath::Direct);
         self.reply(token, id, true, "");
     }

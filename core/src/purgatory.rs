@@ -3,7 +3,9 @@
 
 use crate::effect::ReplyToken;
 use crate::event::{Origin, StateRefs};
+use crate::id_key::IdKey;
 use crate::journal::JournalRecord;
+use crate::needs::NeedIndex;
 use crate::oid::Oid;
 use crate::packed::PackedEvent;
 use crate::repo::RepoId;
@@ -100,61 +102,74 @@ pub(crate) struct Placeholder {
     pub(crate) oid: Oid,
 }
 
+/// The entries of one identifier.
+#[derive(Debug, Default)]
+struct Group {
+    ids: BTreeSet<IdKey>,
+    /// The waiting announcement (`false`) or state (`true`) of each author: one per
+    /// (identifier, author). Keyed inside the identifier's group, so a lookup allocates
+    /// nothing and an entry does not carry its own copy of the identifier.
+    latest: BTreeMap<(PublicKey, bool), EventId>,
+}
+
 /// The purgatory store.
 #[derive(Debug, Default)]
 pub(crate) struct Purgatory {
-    entries: BTreeMap<EventId, Entry>,
-    by_d: BTreeMap<String, BTreeSet<EventId>>,
+    entries: BTreeMap<IdKey, Entry>,
+    by_d: BTreeMap<String, Group>,
     per_author: BTreeMap<PublicKey, usize>,
-    /// The waiting announcement (`false`) or state (`true`) of each (identifier, author).
-    by_author: BTreeMap<(String, PublicKey, bool), EventId>,
     pub(crate) placeholders: BTreeMap<(RepoId, EventId), Placeholder>,
     pub(crate) expired: BTreeMap<EventId, Time>,
+    /// What the entries of each identifier need.
+    pub(crate) needs: NeedIndex,
 }
 
 impl Purgatory {
     pub(crate) fn get(&self, id: &EventId) -> Option<&Entry> {
-        self.entries.get(id)
+        self.entries.get(&IdKey::from(id))
     }
 
     pub(crate) fn get_mut(&mut self, id: &EventId) -> Option<&mut Entry> {
-        self.entries.get_mut(id)
+        self.entries.get_mut(&IdKey::from(id))
     }
 
     pub(crate) fn contains(&self, id: &EventId) -> bool {
-        self.entries.contains_key(id)
+        self.entries.contains_key(&IdKey::from(id))
     }
 
     pub(crate) fn insert(&mut self, entry: Entry) {
         let id = entry.event.id;
-        if let Some(old) = self.entries.remove(&id) {
+        let key = IdKey::from(&id);
+        if let Some(old) = self.entries.remove(&key) {
             self.unindex(&old);
         }
-        self.by_d.entry(entry.d.clone()).or_default().insert(id);
-        *self.per_author.entry(entry.event.pubkey).or_default() += 1;
+        let group = self.by_d.entry(entry.d.clone()).or_default();
+        group.ids.insert(key);
         if let Some(is_state) = author_key(&entry.what) {
-            self.by_author
-                .insert((entry.d.clone(), entry.event.pubkey, is_state), id);
+            group.latest.insert((entry.event.pubkey, is_state), id);
         }
-        self.entries.insert(id, entry);
+        *self.per_author.entry(entry.event.pubkey).or_default() += 1;
+        self.needs.add(&entry);
+        self.entries.insert(key, entry);
     }
 
     pub(crate) fn remove(&mut self, id: &EventId) -> Option<Entry> {
-        let e = self.entries.remove(id)?;
+        let e = self.entries.remove(&IdKey::from(id))?;
         self.unindex(&e);
         Some(e)
     }
 
     fn unindex(&mut self, e: &Entry) {
-        if let Some(is_state) = author_key(&e.what) {
-            let key = (e.d.clone(), e.event.pubkey, is_state);
-            if self.by_author.get(&key) == Some(&e.event.id) {
-                self.by_author.remove(&key);
+        self.needs.remove(e);
+        if let Some(group) = self.by_d.get_mut(&e.d) {
+            if let Some(is_state) = author_key(&e.what) {
+                let key = (e.event.pubkey, is_state);
+                if group.latest.get(&key) == Some(&e.event.id) {
+                    group.latest.remove(&key);
+                }
             }
-        }
-        if let Some(set) = self.by_d.get_mut(&e.d) {
-            set.remove(&e.event.id);
-            if set.is_empty() {
+            group.ids.remove(&IdKey::from(&e.event.id));
+            if group.ids.is_empty() {
                 self.by_d.remove(&e.d);
             }
         }
@@ -170,20 +185,20 @@ impl Purgatory {
         self.by_d
             .get(d)
             .into_iter()
-            .flatten()
+            .flat_map(|g| &g.ids)
             .filter_map(|id| self.entries.get(id))
     }
 
     /// The waiting state of `author` for `d`, if any (one per author: newer replaces older).
     pub(crate) fn state_of(&self, author: &PublicKey, d: &str) -> Option<&Entry> {
-        let id = self.by_author.get(&(d.to_owned(), *author, true))?;
-        self.entries.get(id)
+        let id = self.by_d.get(d)?.latest.get(&(*author, true))?;
+        self.entries.get(&IdKey::from(id))
     }
 
     /// The waiting announcement of `owner` for `d`, if any.
     pub(crate) fn announcement_of(&self, owner: &PublicKey, d: &str) -> Option<&Entry> {
-        let id = self.by_author.get(&(d.to_owned(), *owner, false))?;
-        self.entries.get(id)
+        let id = self.by_d.get(d)?.latest.get(&(*owner, false))?;
+        self.entries.get(&IdKey::from(id))
     }
 
     pub(crate) fn identifiers(&self) -> impl Iterator<Item = &String> {
@@ -203,6 +218,6 @@ impl Purgatory {
     }
 
     pub(crate) fn count_identifier(&self, d: &str) -> usize {
-        self.by_d.get(d).map_or(0, BTreeSet::len)
+        self.by_d.get(d).map_or(0, |g| g.ids.len())
     }
 }

@@ -175,8 +175,10 @@ impl Engine {
             self.purgatory
                 .placeholders
                 .insert((repo.clone(), id), Placeholder { oid: new });
-            self.timers
-                .set(TimerKey::Placeholder(repo.clone(), id), deadline);
+            self.timers.set(
+                TimerKey::Placeholder(Box::new((repo.clone(), id))),
+                deadline,
+            );
             self.emit(Effect::Persist {
                 record: JournalRecord::Placeholder {
                     repo: repo.clone(),
@@ -252,7 +254,7 @@ impl Engine {
             .is_some()
         {
             self.timers
-                .cancel(&TimerKey::Placeholder(repo.clone(), *id));
+                .cancel(&TimerKey::Placeholder(Box::new((repo.clone(), *id))));
             self.emit(Effect::Forget {
                 key: JournalKey::Placeholder(repo.clone(), *id),
             });

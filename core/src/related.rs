@@ -27,11 +27,17 @@ pub(crate) struct Related {
 impl Related {
     /// Records an accepted event and what it references.
     pub(crate) fn accept(&mut self, event: &Event) {
+        self.accept_with(event, references(event));
+    }
+
+    /// [`Related::accept`] with the event's references already parsed (parsing the
+    /// coordinates is most of the cost of a related-event verdict: do it once).
+    pub(crate) fn accept_with(&mut self, event: &Event, refs: Vec<Reference>) {
         self.accepted.insert(event.id, event.pubkey);
         if let Some(c) = own_coordinate(event) {
             self.coords.insert(c);
         }
-        for r in references(event) {
+        for r in refs {
             match r {
                 Reference::Id(id) => self.referenced_ids.insert(id),
                 Reference::Coordinate(c) => self.referenced_coords.insert(c),
@@ -61,15 +67,16 @@ impl Related {
         self.coords.contains(c)
     }
 
-    /// Whether `event` references, or is referenced by, anything accepted.
-    pub(crate) fn is_related(&self, event: &Event) -> bool {
+    /// Whether `event` (whose references are `refs`) references, or is referenced by,
+    /// anything accepted.
+    pub(crate) fn is_related(&self, event: &Event, refs: &[Reference]) -> bool {
         if self.referenced_ids.contains(&event.id) {
             return true;
         }
         if own_coordinate(event).is_some_and(|c| self.referenced_coords.contains(&c)) {
             return true;
         }
-        references(event).iter().any(|r| match r {
+        refs.iter().any(|r| match r {
             Reference::Id(id) => self.accepted.contains_key(id),
             Reference::Coordinate(c) => self.coords.contains(c),
         })

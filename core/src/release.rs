@@ -14,29 +14,6 @@ use nostr::prelude::EventId;
 use std::collections::{BTreeMap, BTreeSet};
 
 impl Engine {
-    /// The objects the waiting events of `d` still need: the union over its waiting states
-    /// and pull requests, plus the authoritative state of each waiting announcement,
-    /// minus what is known present.
-    pub(crate) fn needs(&self, d: &str) -> BTreeSet<Oid> {
-        let present = self.present.get(d);
-        let mut out = BTreeSet::new();
-        for e in self.purgatory.entries_of(d) {
-            let oids = match &e.what {
-                Waiting::Announcement => self
-                    .repos
-                    .authoritative(&RepoId::new(e.event.pubkey, d))
-                    .map(|s| s.refs.oids())
-                    .unwrap_or_default(),
-                _ => e.own_needs().unwrap_or_default(),
-            };
-            out.extend(
-                oids.into_iter()
-                    .filter(|o| present.is_none_or(|p| !p.contains_key(o))),
-            );
-        }
-        out
-    }
-
     /// Records that `oids` exist in `repo`, for those some waiting event of `d` needs.
     pub(crate) fn note_present(
         &mut self,
@@ -44,12 +21,11 @@ impl Engine {
         oids: impl IntoIterator<Item = Oid>,
         repo: &RepoId,
     ) {
-        let needed = self.needs(d);
+        let needed = self.needs_of(d);
+        let found: Vec<Oid> = oids.into_iter().filter(|o| needed.contains(o)).collect();
         let map = self.present.entry(d.to_owned()).or_default();
-        for o in oids {
-            if needed.contains(&o) {
-                map.entry(o).or_insert_with(|| repo.clone());
-            }
+        for o in found {
+            map.entry(o).or_insert_with(|| repo.clone());
         }
         if map.is_empty() {
             self.present.remove(d);
@@ -219,7 +195,7 @@ impl Engine {
         let Some(entry) = self.purgatory.remove(id) else {
             return;
         };
-        self.timers.cancel(&TimerKey::Entry(*id));
+        self.timers.cancel(&TimerKey::entry(id));
         self.counters.release_latency(self.now.since(entry.arrived));
         self.store(entry.event.unpack(), path);
         if entry.persisted {
@@ -237,28 +213,12 @@ impl Engine {
         if !self.present.contains_key(d) {
             return;
         }
-        let wanted: BTreeSet<Oid> = self.wanted_oids(d);
+        let wanted: BTreeSet<Oid> = self.wanted_of(d).to_set();
         if let Some(map) = self.present.get_mut(d) {
             map.retain(|o, _| wanted.contains(o));
             if map.is_empty() {
                 self.present.remove(d);
             }
         }
-    }
-
-    /// Every object waiting events of `d` need, present or not.
-    fn wanted_oids(&self, d: &str) -> BTreeSet<Oid> {
-        let mut out = BTreeSet::new();
-        for e in self.purgatory.entries_of(d) {
-            match &e.what {
-                Waiting::Announcement => {
-                    if let Some(s) = self.repos.authoritative(&RepoId::new(e.event.pubkey, d)) {
-                        out.extend(s.refs.oids());
-                    }
-                }
-                _ => out.extend(e.own_needs().unwrap_or_default()),
-            }
-        }
-        out
     }
 }

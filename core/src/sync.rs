@@ -7,7 +7,9 @@ use crate::effect::{Effect, RequestId, ServePath};
 use crate::engine::{Engine, TimerKey};
 use crate::event::Origin;
 use crate::input::{Failure, FailureKind};
+use crate::needs::needs_in;
 use crate::oid::Oid;
+use crate::outcome::Outcome;
 use crate::purgatory::Waiting;
 use crate::repo::RepoId;
 use crate::time::Time;
@@ -25,7 +27,7 @@ pub(crate) struct SyncEntry {
     /// A new event arrived during the attempt: the next one is due no later than this.
     kicked: Option<Time>,
     /// The last outcome per URL, for operators.
-    pub(crate) outcomes: BTreeMap<String, (Time, String)>,
+    pub(crate) outcomes: BTreeMap<String, (Time, Outcome)>,
 }
 
 #[derive(Debug)]
@@ -67,6 +69,15 @@ pub(crate) struct SyncQueue {
 }
 
 impl SyncQueue {
+    fn cursor_mut(&mut self, d: &str, domain: &str) -> Option<&mut Cursor> {
+        self.entries
+            .get_mut(d)?
+            .attempt
+            .as_mut()?
+            .cursors
+            .get_mut(domain)
+    }
+
     /// Whether an attempt for `d` is running.
     pub(crate) fn in_attempt(&self, d: &str) -> bool {
         self.entries.get(d).is_some_and(|e| e.attempt.is_some())
@@ -131,10 +142,10 @@ impl Engine {
 
     /// The sync timer of `d` fired: start an attempt over every usable clone URL.
     pub(crate) fn start_attempt(&mut self, d: &str) {
-        let needs = self.needs(d);
+        let satisfied = self.needs_of(d).is_empty();
         let into = self.repos.repos(d).into_iter().next();
-        let (Some(into), false) = (into, needs.is_empty()) else {
-            return self.finish_attempt(d, needs.is_empty());
+        let (Some(into), false) = (into, satisfied) else {
+            return self.finish_attempt(d, satisfied);
         };
         let urls = self.clone_urls(d);
         let entry = self.sync.entries.entry(d.to_owned()).or_default();
@@ -146,7 +157,7 @@ impl Engine {
                 Err(why) => {
                     entry
                         .outcomes
-                        .insert(url, (self.now, format!("refused: {why}")));
+                        .insert(url, (self.now, Outcome::Refused(why)));
                 }
             }
         }
@@ -203,9 +214,9 @@ impl Engine {
     /// Issues the next request of `d` on `domain` if it has one and the domain a slot;
     /// returns whether a request went out.
     fn advance(&mut self, d: &str, domain: &str) -> bool {
-        let missing = self.needs(d);
         let now = self.now;
-        let Some(cursor) = self.cursor_mut(d, domain) else {
+        let missing = needs_in(&self.purgatory, &self.repos, &self.present, d);
+        let Some(cursor) = self.sync.cursor_mut(d, domain) else {
             return false;
         };
         if cursor.in_flight.is_some() {
@@ -256,12 +267,6 @@ impl Engine {
             kind: kind.clone(),
         };
         self.sync.requests.insert(request, info);
-        let into = self
-            .sync
-            .entries
-            .get(d)
-            .and_then(|e| e.attempt.as_ref())
-            .map(|a| a.into.clone());
         match kind {
             RequestKind::ListRefs => self.emit(Effect::ListRefs {
                 request,
@@ -269,7 +274,14 @@ impl Engine {
                 domain: domain.to_owned(),
             }),
             RequestKind::Fetch(oids) => {
-                let into = into.expect("an attempt is running");
+                // Only a fetch names the repository it fills.
+                let into = self
+                    .sync
+                    .entries
+                    .get(d)
+                    .and_then(|e| e.attempt.as_ref())
+                    .map(|a| a.into.clone())
+                    .expect("an attempt is running");
                 self.emit(Effect::Fetch {
                     request,
                     url,
@@ -283,13 +295,7 @@ impl Engine {
     }
 
     fn cursor_mut(&mut self, d: &str, domain: &str) -> Option<&mut Cursor> {
-        self.sync
-            .entries
-            .get_mut(d)?
-            .attempt
-            .as_mut()?
-            .cursors
-            .get_mut(domain)
+        self.sync.cursor_mut(d, domain)
     }
 
     /// Gives free slots of `domain` to the identifiers queued on it, in turn.
@@ -316,7 +322,7 @@ impl Engine {
                     .all(|c| c.in_flight.is_none() && c.urls.is_empty() && c.fetch_next.is_empty())
             });
         if done {
-            let satisfied = self.needs(d).is_empty();
+            let satisfied = self.needs_of(d).is_empty();
             self.finish_attempt(d, satisfied);
         }
     }
@@ -343,21 +349,29 @@ impl Engine {
 
     /// Drops the sync entry of `d` if no event of it needs objects and no request is out.
     pub(crate) fn settle_sync(&mut self, d: &str) {
-        if self.needs(d).is_empty() && !self.sync.in_attempt(d) {
+        if self.needs_of(d).is_empty() && !self.sync.in_attempt(d) {
             self.sync.entries.remove(d);
             self.timers.cancel(&TimerKey::Sync(d.to_owned()));
         }
     }
 
-    fn complete_request(&mut self, request: RequestId, outcome: String) -> Option<RequestInfo> {
+    fn complete_request(&mut self, request: RequestId, outcome: Outcome) -> Option<RequestInfo> {
         let info = self.sync.requests.remove(&request)?;
         self.throttle.release(&info.domain);
         let now = self.now;
+        // One lookup of the identifier for both its outcome and its cursor.
         if let Some(e) = self.sync.entries.get_mut(&info.d) {
-            e.outcomes.insert(info.url.clone(), (now, outcome));
-        }
-        if let Some(c) = self.cursor_mut(&info.d, &info.domain) {
-            if c.in_flight == Some(request) {
+            match e.outcomes.get_mut(&info.url) {
+                Some(slot) => *slot = (now, outcome),
+                None => {
+                    e.outcomes.insert(info.url.clone(), (now, outcome));
+                }
+            }
+            let cursor = e
+                .attempt
+                .as_mut()
+                .and_then(|a| a.cursors.get_mut(&info.domain));
+            if let Some(c) = cursor.filter(|c| c.in_flight == Some(request)) {
                 c.in_flight = None;
             }
         }
@@ -371,11 +385,10 @@ impl Engine {
     }
 
     pub(crate) fn on_refs_listed(&mut self, request: RequestId, refs: Vec<(String, Oid)>) {
-        let Some(info) = self.complete_request(request, format!("advertised {} refs", refs.len()))
-        else {
+        let Some(info) = self.complete_request(request, Outcome::Advertised(refs.len())) else {
             return;
         };
-        let missing = self.needs(&info.d);
+        let missing = self.needs_of(&info.d);
         let mut wanted: Vec<Oid> = refs
             .iter()
             .map(|(_, o)| *o)
@@ -392,7 +405,7 @@ impl Engine {
     }
 
     pub(crate) fn on_fetched(&mut self, request: RequestId, present: Vec<Oid>, bytes: u64) {
-        let outcome = format!("fetched {} objects ({bytes} bytes)", present.len());
+        let outcome = Outcome::Fetched(present.len(), bytes);
         let Some(info) = self.complete_request(request, outcome) else {
             return;
         };
@@ -415,21 +428,18 @@ impl Engine {
     }
 
     pub(crate) fn on_request_failed(&mut self, request: RequestId, failure: Failure) {
-        let outcome = format!("failed ({:?}): {}", failure.kind, failure.detail);
+        let Failure { kind, detail } = failure;
+        let outcome = Outcome::Failed(kind.clone(), detail);
         let Some(info) = self.complete_request(request, outcome) else {
             return;
         };
-        *self
-            .counters
-            .failures
-            .entry(failure.kind.clone())
-            .or_default() += 1;
-        if failure.kind == FailureKind::RateLimited {
+        *self.counters.failures.entry(kind.clone()).or_default() += 1;
+        if kind == FailureKind::RateLimited {
             self.counters.remote_rate_limited += 1;
         }
         // A server that refuses part of a multi-object fetch may still serve the rest:
         // ask again for each half (a few extra requests, never one full fetch per id).
-        if let (FailureKind::NotOurRef, RequestKind::Fetch(oids)) = (&failure.kind, &info.kind) {
+        if let (FailureKind::NotOurRef, RequestKind::Fetch(oids)) = (&kind, &info.kind) {
             if oids.len() > 1 {
                 let (a, b) = oids.split_at(oids.len() / 2);
                 if let Some(c) = self.cursor_mut(&info.d, &info.domain) {

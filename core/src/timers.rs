@@ -4,6 +4,7 @@
 //! expiring-map pattern: a `BTreeMap<Key, Time>` plus a `BTreeSet<(Time, Key)>` index.
 
 use crate::time::Time;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Keyed deadlines.
@@ -25,10 +26,24 @@ impl<K: Ord + Clone> Default for Timers<K> {
 impl<K: Ord + Clone> Timers<K> {
     /// Sets (or moves) the deadline of `key`.
     pub(crate) fn set(&mut self, key: K, at: Time) {
-        if let Some(old) = self.by_key.insert(key.clone(), at) {
-            self.by_time.remove(&(old, key.clone()));
+        match self.by_key.entry(key) {
+            Entry::Vacant(v) => {
+                let key = v.key().clone();
+                v.insert(at);
+                self.by_time.insert((at, key));
+            }
+            Entry::Occupied(mut o) => {
+                let old = o.insert(at);
+                if old != at {
+                    let key = o.key().clone();
+                    let (_, key) = self
+                        .by_time
+                        .take(&(old, key))
+                        .expect("indexed: both maps hold every key");
+                    self.by_time.insert((at, key));
+                }
+            }
         }
-        self.by_time.insert((at, key));
     }
 
     /// Moves the deadline of `key` earlier only (or sets it if unset).

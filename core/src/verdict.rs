@@ -424,7 +424,7 @@ impl Engine {
         entry.deadline = deadline;
         entry.forget_at = None;
         let record = entry.persisted.then(|| entry.record());
-        self.timers.set(TimerKey::Entry(aid), deadline);
+        self.timers.set(TimerKey::entry(&aid), deadline);
         if let Some(record) = record {
             self.emit(Effect::Persist { record });
         }

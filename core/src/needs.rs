@@ -1,0 +1,165 @@
+//! What the waiting events of each identifier need, kept up to date as entries come and
+//! go, so that "is anything of `d` still missing?" — asked on every sync request result —
+//! is a lookup instead of a scan of the identifier's entries with an allocation per entry.
+
+use crate::engine::Engine;
+use crate::oid::Oid;
+use crate::purgatory::{Entry, Purgatory, Waiting};
+use crate::repo::RepoId;
+use crate::repo_index::RepoIndex;
+use nostr::prelude::PublicKey;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Per identifier: the objects its waiting states and pull requests name, and the owners of
+/// its waiting announcements (whose needs are their authoritative state's, which changes
+/// apart from purgatory and so is looked up when asked). Counts, since entries may repeat.
+#[derive(Debug, Default)]
+pub(crate) struct NeedIndex {
+    oids: BTreeMap<String, BTreeMap<Oid, u32>>,
+    announcers: BTreeMap<String, BTreeMap<PublicKey, u32>>,
+}
+
+impl NeedIndex {
+    /// Counts what a new entry needs.
+    pub(crate) fn add(&mut self, e: &Entry) {
+        if matches!(e.what, Waiting::Announcement) {
+            *self
+                .announcers
+                .entry(e.d.clone())
+                .or_default()
+                .entry(e.event.pubkey)
+                .or_default() += 1;
+            return;
+        }
+        let mut own = own_oids(e).peekable();
+        if own.peek().is_none() {
+            return;
+        }
+        let map = self.oids.entry(e.d.clone()).or_default();
+        for o in own {
+            *map.entry(o).or_default() += 1;
+        }
+    }
+
+    /// Uncounts what a removed entry needed.
+    pub(crate) fn remove(&mut self, e: &Entry) {
+        if matches!(e.what, Waiting::Announcement) {
+            uncount(&mut self.announcers, &e.d, [e.event.pubkey]);
+        } else {
+            uncount(&mut self.oids, &e.d, own_oids(e));
+        }
+    }
+}
+
+/// Object ids an entry's own data needs (none for announcements and unsatisfiable ones),
+/// with repeats; the same as [`Entry::own_needs`] up to order and duplicates.
+fn own_oids(e: &Entry) -> impl Iterator<Item = Oid> + '_ {
+    let (refs, tip) = match &e.what {
+        Waiting::State(s) if !s.malformed => (Some(s.refs.iter().map(|(_, o)| *o)), None),
+        Waiting::Pr { tip: Ok(oid), .. } => (None, Some(*oid)),
+        _ => (None, None),
+    };
+    refs.into_iter().flatten().chain(tip)
+}
+
+fn uncount<K: Ord>(
+    index: &mut BTreeMap<String, BTreeMap<K, u32>>,
+    d: &str,
+    keys: impl IntoIterator<Item = K>,
+) {
+    let Some(map) = index.get_mut(d) else {
+        return;
+    };
+    for k in keys {
+        if let Some(n) = map.get_mut(&k) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&k);
+            }
+        }
+    }
+    if map.is_empty() {
+        index.remove(d);
+    }
+}
+
+/// What `d` needs, answered without building the set: its entries' objects plus its
+/// waiting announcements' authoritative objects, minus those known present (if given).
+pub(crate) struct Needs<'a> {
+    own: Option<&'a BTreeMap<Oid, u32>>,
+    /// From waiting announcements (rarely any).
+    derived: Vec<Oid>,
+    present: Option<&'a BTreeMap<Oid, RepoId>>,
+}
+
+impl Needs<'_> {
+    fn missing(&self, o: &Oid) -> bool {
+        self.present.is_none_or(|p| !p.contains_key(o))
+    }
+
+    /// Whether `o` is needed and not present.
+    pub(crate) fn contains(&self, o: &Oid) -> bool {
+        (self.own.is_some_and(|m| m.contains_key(o)) || self.derived.contains(o)) && self.missing(o)
+    }
+
+    /// Whether nothing is missing.
+    pub(crate) fn is_empty(&self) -> bool {
+        let own = self.own.into_iter().flat_map(|m| m.keys());
+        !own.chain(&self.derived).any(|o| self.missing(o))
+    }
+
+    /// The missing objects, sorted.
+    pub(crate) fn to_set(&self) -> BTreeSet<Oid> {
+        let own = self.own.into_iter().flat_map(|m| m.keys());
+        own.chain(&self.derived)
+            .filter(|o| self.missing(o))
+            .copied()
+            .collect()
+    }
+}
+
+/// What the waiting events of `d` need, from the parts that decide it (a free function, so
+/// callers can hold it while they mutate other parts of the engine).
+pub(crate) fn needs_in<'a>(
+    purgatory: &'a Purgatory,
+    repos: &RepoIndex,
+    present: &'a BTreeMap<String, BTreeMap<Oid, RepoId>>,
+    d: &str,
+) -> Needs<'a> {
+    let mut view = wanted_in(purgatory, repos, d);
+    view.present = present.get(d);
+    view
+}
+
+/// Every object the waiting events of `d` need, present or not.
+fn wanted_in<'a>(purgatory: &'a Purgatory, repos: &RepoIndex, d: &str) -> Needs<'a> {
+    let idx = &purgatory.needs;
+    let mut derived = Vec::new();
+    for owner in idx.announcers.get(d).into_iter().flat_map(|m| m.keys()) {
+        if let Some(s) = repos.authoritative(&RepoId::new(*owner, d)) {
+            derived.extend(s.refs.oids());
+        }
+    }
+    Needs {
+        own: idx.oids.get(d),
+        derived,
+        present: None,
+    }
+}
+
+impl Engine {
+    /// What the waiting events of `d` still need (see [`Needs`]).
+    pub(crate) fn needs_of(&self, d: &str) -> Needs<'_> {
+        needs_in(&self.purgatory, &self.repos, &self.present, d)
+    }
+
+    /// Every object the waiting events of `d` need, present or not.
+    pub(crate) fn wanted_of(&self, d: &str) -> Needs<'_> {
+        wanted_in(&self.purgatory, &self.repos, d)
+    }
+
+    /// The objects the waiting events of `d` still need, as a set.
+    pub(crate) fn needs(&self, d: &str) -> BTreeSet<Oid> {
+        self.needs_of(d).to_set()
+    }
+}
