@@ -5,7 +5,6 @@ use crate::engine::{Engine, TimerKey};
 use crate::event::{self, Announcement, Origin, PullRequest, StateRefs, VerifiedEvent};
 use crate::journal::{JournalKey, JournalRecord};
 use crate::oid::Oid;
-use crate::packed::PackedEvent;
 use crate::purgatory::{Entry, Placeholder, Waiting};
 use crate::repo::RepoId;
 use crate::repo_index::{AnnInfo, AnnStatus, StateInfo};
@@ -62,11 +61,11 @@ impl Engine {
         };
         if matches!(entry.what, Waiting::Announcement) {
             self.repos.remove_announcement(&owner, &d);
-            if let Some(c) = entry.own_coordinate() {
+            if let Some(c) = event::own_coordinate(&entry.event) {
                 self.related.drop_coordinate(&c);
             }
         }
-        self.related.unaccept(&entry.event.unpack());
+        self.related.unaccept(&entry.event);
         if entry.persisted {
             self.emit(Effect::Forget {
                 key: JournalKey::Waiting(*id),
@@ -221,7 +220,7 @@ impl Engine {
                 };
                 self.related.accept(&event);
                 let entry = Entry {
-                    event: PackedEvent::pack(&event),
+                    event,
                     d,
                     what,
                     origin,

@@ -4,7 +4,6 @@
 use crate::effect::{Effect, ReplyToken};
 use crate::engine::{Engine, PURGATORY_MESSAGE, PendingCheck, TimerKey};
 use crate::event::Origin;
-use crate::packed::PackedEvent;
 use crate::purgatory::{Entry, Waiting};
 use nostr::prelude::Event;
 
@@ -23,7 +22,7 @@ impl Engine {
         self.related.accept(&e);
         self.purgatory.expired.remove(&id);
         let entry = Entry {
-            event: PackedEvent::pack(&e),
+            event: e,
             d,
             what,
             origin,
