@@ -2,7 +2,7 @@
 
 use crate::effect::{Effect, ReplyToken, ServePath};
 use crate::engine::Engine;
-use crate::event::{self, own_coordinate, tag_values};
+use crate::event::{self, tag_values};
 use crate::purgatory::Waiting;
 use crate::repo::RepoId;
 use crate::repo_index::AnnStatus;
@@ -64,7 +64,7 @@ impl Engine {
                 self.purgatory
                     .entries_of(&c.identifier)
                     .filter(|x| x.event.pubkey == author && x.event.created_at <= *until)
-                    .filter(|x| own_coordinate(&x.event).as_ref() == Some(c))
+                    .filter(|x| x.own_coordinate().as_ref() == Some(c))
                     .map(|x| x.event.id),
             );
         }
@@ -109,7 +109,7 @@ impl Engine {
         }
         self.purgatory
             .entries_of(&c.identifier)
-            .any(|x| x.event.pubkey == c.public_key && own_coordinate(&x.event).as_ref() == Some(c))
+            .any(|x| x.event.pubkey == c.public_key && x.own_coordinate().as_ref() == Some(c))
     }
 
     /// The identifier and kind of an author's stored announcement or state with this id.

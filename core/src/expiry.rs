@@ -5,6 +5,7 @@ use crate::engine::{Engine, TimerKey};
 use crate::event::{self, Announcement, Origin, PullRequest, StateRefs, VerifiedEvent};
 use crate::journal::{JournalKey, JournalRecord};
 use crate::oid::Oid;
+use crate::packed::PackedEvent;
 use crate::purgatory::{Entry, Placeholder, Waiting};
 use crate::repo::RepoId;
 use crate::repo_index::{AnnInfo, AnnStatus, StateInfo};
@@ -61,11 +62,11 @@ impl Engine {
         };
         if matches!(entry.what, Waiting::Announcement) {
             self.repos.remove_announcement(&owner, &d);
-            if let Some(c) = event::own_coordinate(&entry.event) {
+            if let Some(c) = entry.own_coordinate() {
                 self.related.drop_coordinate(&c);
             }
         }
-        self.related.unaccept(&entry.event);
+        self.related.unaccept(&entry.event.unpack());
         if entry.persisted {
             self.emit(Effect::Forget {
                 key: JournalKey::Waiting(*id),
@@ -220,7 +221,7 @@ impl Engine {
                 };
                 self.related.accept(&event);
                 let entry = Entry {
-                    event,
+                    event: PackedEvent::pack(&event),
                     d,
                     what,
                     origin,

@@ -60,6 +60,7 @@ mod metrics;
 mod needs;
 mod oid;
 mod outcome;
+mod packed;
 mod pull_request;
 mod purgatory;
 mod push;

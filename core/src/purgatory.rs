@@ -7,9 +7,10 @@ use crate::id_key::IdKey;
 use crate::journal::JournalRecord;
 use crate::needs::NeedIndex;
 use crate::oid::Oid;
+use crate::packed::PackedEvent;
 use crate::repo::RepoId;
 use crate::time::Time;
-use nostr::prelude::{Coordinate, Event, EventId, PublicKey};
+use nostr::prelude::{Coordinate, EventId, PublicKey};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What an entry waits for.
@@ -30,7 +31,7 @@ pub(crate) enum Waiting {
 /// One waiting event.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
-    pub(crate) event: Event,
+    pub(crate) event: PackedEvent,
     pub(crate) d: String,
     pub(crate) what: Waiting,
     pub(crate) origin: Origin,
@@ -47,7 +48,7 @@ pub(crate) struct Entry {
 impl Entry {
     pub(crate) fn record(&self) -> JournalRecord {
         JournalRecord::Waiting {
-            event: self.event.clone(),
+            event: self.event.unpack(),
             origin: self.origin,
             arrived: self.arrived,
             deadline: self.deadline,
@@ -65,6 +66,15 @@ impl Entry {
             Waiting::Pr { tip: Ok(oid), .. } => Some(vec![*oid]),
             Waiting::Pr { tip: Err(_), .. } => None,
         }
+    }
+
+    /// The coordinate of an addressable entry (announcement, state): its `d` is the
+    /// event's own, so the event need not be unpacked.
+    pub(crate) fn own_coordinate(&self) -> Option<Coordinate> {
+        let e = &self.event;
+        e.kind
+            .is_addressable()
+            .then(|| Coordinate::new(e.kind, e.pubkey).identifier(self.d.clone()))
     }
 
     pub(crate) fn kind_label(&self) -> &'static str {

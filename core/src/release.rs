@@ -197,7 +197,7 @@ impl Engine {
         };
         self.timers.cancel(&TimerKey::entry(id));
         self.counters.release_latency(self.now.since(entry.arrived));
-        self.store(entry.event, path);
+        self.store(entry.event.unpack(), path);
         if entry.persisted {
             self.emit(Effect::Forget {
                 key: JournalKey::Waiting(*id),

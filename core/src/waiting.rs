@@ -4,6 +4,7 @@
 use crate::effect::{Effect, ReplyToken};
 use crate::engine::{Engine, PURGATORY_MESSAGE, PendingCheck, TimerKey};
 use crate::event::Origin;
+use crate::packed::PackedEvent;
 use crate::purgatory::{Entry, Waiting};
 use nostr::prelude::Event;
 
@@ -22,7 +23,7 @@ impl Engine {
         self.related.accept(&e);
         self.purgatory.expired.remove(&id);
         let entry = Entry {
-            event: e,
+            event: PackedEvent::pack(&e),
             d,
             what,
             origin,
