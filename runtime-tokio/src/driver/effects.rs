@@ -13,9 +13,35 @@ use crate::relay::Verdict;
 
 impl Driver {
     /// Drains and executes every effect, feeding inline results (object checks) back.
+    ///
+    /// The event-store saves of each drained batch start first, so that their commit
+    /// overlaps the git work ordered before them (aligning a repository, copying
+    /// objects): a release is visible that much sooner. Nothing observable moves
+    /// earlier: a saved event is published, and its `OK` sent, only once the save is
+    /// durable, which the driver handles after the batch (or the push/fetch settles);
+    /// and no save moves past a deletion, which must see only the saves before it.
     pub(super) async fn execute(&mut self) {
-        while let Some(effect) = self.engine.poll_effect() {
-            self.execute_one(effect).await;
+        loop {
+            let batch: Vec<Effect> = std::iter::from_fn(|| self.engine.poll_effect()).collect();
+            if batch.is_empty() {
+                return;
+            }
+            let mut rest = Vec::with_capacity(batch.len());
+            let mut hoisting = true;
+            for effect in batch {
+                match effect {
+                    Effect::StoreEvent { event, path } if hoisting && !self.writes.is_full() => {
+                        self.writes.save(&self.store, event, path);
+                    }
+                    other => {
+                        hoisting &= !matches!(other, Effect::DeleteEvents { .. });
+                        rest.push(other);
+                    }
+                }
+            }
+            for effect in rest {
+                self.execute_one(effect).await;
+            }
         }
     }
 

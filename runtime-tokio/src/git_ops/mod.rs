@@ -46,6 +46,12 @@ pub enum GitOpsError {
     /// An object id is not 40 or 64 lowercase hex characters.
     #[error("invalid object id `{0}`")]
     InvalidOid(String),
+    /// A ref would point at an object the repository does not have.
+    #[error("object {0} is not in the repository")]
+    MissingObject(String),
+    /// A ref changed between reading it and locking it (a concurrent writer).
+    #[error("ref `{0}` moved while it was being updated")]
+    RefMoved(String),
     /// A path resolved outside the repos directory.
     #[error("refusing to touch `{0}`: outside the repos directory")]
     OutsideRoot(String),
