@@ -21,7 +21,7 @@ use crate::http_backend::HttpBackend;
 use crate::push_fetch;
 use crate::repo_gen::{self, GitEnv, Spec};
 use crate::report::{Row, RssSampler, rss_kib};
-use crate::rounds::{CpuUse, Meter, Results, Side, order};
+use crate::rounds::{CpuUse, Meter, Results, Side, Timings, order};
 use crate::{Scale, graspd_options};
 
 /// The git settings graspd runs upload-pack and receive-pack with; the references get
@@ -34,6 +34,12 @@ pub const GIT_CONFIG: [(&str, &str); 5] = [
     ("receive.fsckObjects", "true"),
     ("http.receivepack", "true"),
 ];
+
+/// The http-backend reference of a row: (side, name in the ratio, name in the table).
+pub const HTTP_BACKEND: (Side, &str, &str) = (Side::Backend, "http-backend", "git http-backend");
+const LOCAL_CLONE: (Side, &str, &str) = (Side::Local, "local", "git clone --no-local");
+/// The measure of CPU rows.
+pub const CPU_ALL: &str = "CPU of all processes, client and server";
 
 /// Resident memory graspd may gain while a pack streams through it, in MiB.
 pub const RSS_TARGET_MIB: f64 = 16.0;
@@ -243,44 +249,28 @@ async fn clones(
     let local = wall.ratio(Side::Local);
     let http = wall.ratio(Side::Backend);
     vec![
-        Row::new(
-            "clone",
-            format!("{what}: median time (ratio: graspd/local)"),
-            wall.secs(Side::Graspd),
-        )
-        .against(
-            format!("{} git clone --no-local", wall.secs(Side::Local)),
-            local,
-        )
-        .target("≤ 1.05× local --no-local", local <= 1.05),
-        Row::new(
-            "clone",
-            format!("{what}: median time (ratio: graspd/http-backend)"),
-            wall.secs(Side::Graspd),
-        )
-        .against(
-            format!("{} git http-backend", wall.secs(Side::Backend)),
-            http,
-        )
-        .target("no slower than git http-backend (≤ 1.00×)", http <= 1.0),
-        Row::new(
-            "clone",
-            format!("{what}: CPU of all processes, client and server (ratio: graspd/local)"),
-            cpu.secs(Side::Graspd),
-        )
-        .against(
-            format!("{} git clone --no-local", cpu.secs(Side::Local)),
-            cpu.ratio(Side::Local),
-        ),
-        Row::new(
-            "clone",
-            format!("{what}: CPU of all processes, client and server (ratio: graspd/http-backend)"),
-            cpu.secs(Side::Graspd),
-        )
-        .against(
-            format!("{} git http-backend", cpu.secs(Side::Backend)),
-            cpu.ratio(Side::Backend),
-        ),
+        wall.row(&what, "median time", Timings::secs, LOCAL_CLONE)
+            .target("≤ 1.05× local --no-local", local <= 1.05),
+        wall.row(&what, "median time", Timings::secs, HTTP_BACKEND)
+            .target("no slower than git http-backend (≤ 1.00×)", http <= 1.0),
+        cpu.row(&what, CPU_ALL, Timings::secs, LOCAL_CLONE),
+    ]
+    .into_iter()
+    .chain(cost_rows(
+        &what,
+        &format!("{mb:.0} MB clone"),
+        &results,
+        rss,
+    ))
+    .collect()
+}
+
+/// The rows every large transfer reports: CPU of every process against http-backend,
+/// graspd's own CPU against the CGI server's, and graspd's peak RSS growth during `op`.
+pub fn cost_rows(what: &str, op: &str, results: &Results, rss_kib: u64) -> Vec<Row> {
+    let cpu = &results.cpu;
+    vec![
+        cpu.row(what, CPU_ALL, Timings::secs, HTTP_BACKEND),
         Row::new(
             "clone",
             format!(
@@ -294,9 +284,9 @@ async fn clones(
         ),
         Row::new(
             "clone",
-            format!("graspd RSS growth during a {mb:.0} MB clone (max over rounds)"),
-            format!("{:.1} MiB", mib(rss)),
+            format!("graspd RSS growth during a {op} (max over rounds)"),
+            format!("{:.1} MiB", mib(rss_kib)),
         )
-        .target("< 16 MiB", mib(rss) < RSS_TARGET_MIB),
+        .target("< 16 MiB", mib(rss_kib) < RSS_TARGET_MIB),
     ]
 }

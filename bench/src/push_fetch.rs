@@ -10,11 +10,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::Scale;
-use crate::clone::{Bench, GIT_CONFIG, RSS_TARGET_MIB, Sources, mib};
+use crate::clone::{Bench, CPU_ALL, GIT_CONFIG, HTTP_BACKEND, Sources, cost_rows};
 use crate::http_backend::HttpBackend;
 use crate::repo_gen::{self, Spec};
 use crate::report::Row;
-use crate::rounds::{CpuUse, Meter, Results, Side, order};
+use crate::rounds::{CpuUse, Meter, Results, Side, Timings, order};
 
 /// Pushes all of `src` (at `tip`) to a new repository on every side, `rounds` times:
 /// graspd's `bench-<round>` (announced, then a state naming `tip`), the http-backend
@@ -62,53 +62,19 @@ pub async fn pushes(
     }
     let mb = repo_gen::pack_bytes(src) as f64 / 1e6;
     let what = format!("push of the whole repository ({mb:.0} MB) to a new repo");
-    let (wall, cpu) = (&results.wall, &results.cpu);
+    let wall = &results.wall;
     let rows = vec![
-        Row::new(
-            "clone",
-            format!("{what}: median time (ratio: graspd/http-backend)"),
-            wall.secs(Side::Graspd),
-        )
-        .against(
-            format!("{} git http-backend", wall.secs(Side::Backend)),
-            wall.ratio(Side::Backend),
+        wall.row(&what, "median time", Timings::secs, HTTP_BACKEND),
+        wall.row(
+            &what,
+            "median time",
+            Timings::secs,
+            (Side::Local, "local path", "git push <path>"),
         ),
-        Row::new(
-            "clone",
-            format!("{what}: median time (ratio: graspd/local path)"),
-            wall.secs(Side::Graspd),
-        )
-        .against(
-            format!("{} git push <path>", wall.secs(Side::Local)),
-            wall.ratio(Side::Local),
-        ),
-        Row::new(
-            "clone",
-            format!("{what}: CPU of all processes (ratio: graspd/http-backend)"),
-            cpu.secs(Side::Graspd),
-        )
-        .against(
-            format!("{} git http-backend", cpu.secs(Side::Backend)),
-            cpu.ratio(Side::Backend),
-        ),
-        Row::new(
-            "clone",
-            format!(
-                "{what}: CPU of the server process alone, git excluded (ratio: graspd/CGI server)"
-            ),
-            results.server.ms(Side::Graspd),
-        )
-        .against(
-            format!("{} in-process CGI server", results.server.ms(Side::Backend)),
-            results.server.ratio(Side::Backend),
-        ),
-        Row::new(
-            "clone",
-            format!("graspd RSS growth during a {mb:.0} MB push (max over rounds)"),
-            format!("{:.1} MiB", mib(rss)),
-        )
-        .target("< 16 MiB", mib(rss) < RSS_TARGET_MIB),
-    ];
+    ]
+    .into_iter()
+    .chain(cost_rows(&what, &format!("{mb:.0} MB push"), &results, rss))
+    .collect();
     (rows, backend)
 }
 
@@ -167,33 +133,14 @@ pub async fn fetches(
             format!("{} git http-backend", one(backend_push)),
             graspd_push.as_secs_f64() / backend_push.as_secs_f64(),
         ),
-        Row::new(
-            "clone",
-            format!("{what}: median time (ratio: graspd/local)"),
-            wall.ms(Side::Graspd),
-        )
-        .against(
-            format!("{} git fetch <path>", wall.ms(Side::Local)),
-            wall.ratio(Side::Local),
+        wall.row(
+            &what,
+            "median time",
+            Timings::ms,
+            (Side::Local, "local", "git fetch <path>"),
         ),
-        Row::new(
-            "clone",
-            format!("{what}: median time (ratio: graspd/http-backend)"),
-            wall.ms(Side::Graspd),
-        )
-        .against(
-            format!("{} git http-backend", wall.ms(Side::Backend)),
-            wall.ratio(Side::Backend),
-        ),
-        Row::new(
-            "clone",
-            format!("{what}: CPU of all processes (ratio: graspd/http-backend)"),
-            cpu.ms(Side::Graspd),
-        )
-        .against(
-            format!("{} git http-backend", cpu.ms(Side::Backend)),
-            cpu.ratio(Side::Backend),
-        ),
+        wall.row(&what, "median time", Timings::ms, HTTP_BACKEND),
+        cpu.row(&what, CPU_ALL, Timings::ms, HTTP_BACKEND),
     ]
 }
 

@@ -94,18 +94,7 @@ pub fn median(values: &[f64]) -> f64 {
 /// The kernel counts in clock ticks; `USER_HZ` is 100 on every Linux architecture we
 /// run on, so the resolution is 10 ms — benchmarks measure over seconds.
 pub fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The command name (field 2) may contain spaces; fields after its ')' are fixed.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after ')'.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    crate::rounds::proc_cpu(&pid.to_string()).0
 }
 
 /// Resident memory of process `pid` in KiB (`VmRSS`), zero if it cannot be read.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::report::median;
+use crate::report::{Row, median};
 
 /// Who serves a round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +67,25 @@ impl Timings {
             .collect();
         median(&ratios)
     }
+
+    /// A `clone` benchmark row: `what: measure`, graspd's median against `side`'s
+    /// (`reference` names it in the table, `name` in the ratio), shown by `show`.
+    pub fn row(&self, what: &str, measure: &str, show: Show, vs: (Side, &str, &str)) -> Row {
+        let (side, name, reference) = vs;
+        Row::new(
+            "clone",
+            format!("{what}: {measure} (ratio: graspd/{name})"),
+            show(self, Side::Graspd),
+        )
+        .against(
+            format!("{} {reference}", show(self, side)),
+            self.ratio(side),
+        )
+    }
 }
+
+/// How a row shows a median: [`Timings::secs`] or [`Timings::ms`].
+pub type Show = fn(&Timings, Side) -> String;
 
 /// Wall time, CPU of everything, and CPU of the server process alone, per side.
 #[derive(Debug, Default)]
@@ -118,7 +136,8 @@ fn parse_stat(stat: &str) -> (Duration, Duration) {
     (own, children)
 }
 
-fn proc_cpu(pid: &str) -> (Duration, Duration) {
+/// CPU of process `pid` (`self` for this one) and of the children it waited for.
+pub fn proc_cpu(pid: &str) -> (Duration, Duration) {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
 }
 
