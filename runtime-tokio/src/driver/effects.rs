@@ -195,7 +195,7 @@ impl Driver {
         self.writes.reply(tx, id, Verdict { accepted, message });
     }
 
-    /// Waits for the oldest store write in flight and publishes its event.
+    /// Waits for the oldest write in flight (a save or a journal record) and handles it.
     pub(super) async fn settle_one(&mut self) {
         if let Some(written) = self.writes.next().await {
             self.on_written(written);
