@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tempfile::TempDir;
-
 /// How long one git command may take (a 100 MB push on a busy machine is far below).
 const GIT_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -96,45 +94,29 @@ pub fn write_stream(
     writeln!(out, "done")
 }
 
-/// The git binary with its own `HOME` and no system config (like the test harness), and
-/// a generous timeout: packs here are large.
+/// The test harness's isolated git (its own `HOME`, no system config) with a generous
+/// timeout and timing: packs here are large.
 #[derive(Debug)]
 pub struct GitEnv {
-    home: TempDir,
+    git: grasp_tests::git::Git,
 }
 
 impl GitEnv {
     /// A fresh environment.
     pub fn new() -> Self {
-        let home = tempfile::Builder::new()
-            .prefix("graspd-bench-home-")
-            .tempdir()
-            .expect("temp HOME");
-        std::fs::write(
-            home.path().join(".gitconfig"),
-            "[user]\n\tname = Bench\n\temail = bench@example.invalid\n\
-             [init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n",
-        )
-        .expect("write .gitconfig");
-        Self { home }
+        Self {
+            git: grasp_tests::git::Git::new(),
+        }
     }
 
     /// The `HOME` every git child gets.
     pub fn home(&self) -> &Path {
-        self.home.path()
+        self.git.home()
     }
 
     /// `git <args>` in `dir`, isolated, output piped.
     pub fn command(&self, dir: &Path, args: &[&str]) -> std::process::Command {
-        let mut command = std::process::Command::new("git");
-        command
-            .args(args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        grasp_tests::server::isolate_env(&mut command, self.home.path());
-        command
+        self.git.command(Some(dir), args)
     }
 
     /// Runs `git <args>` in `dir`; returns stdout and the wall time. Panics (with

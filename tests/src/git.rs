@@ -113,8 +113,14 @@ impl Git {
         }
     }
 
-    /// Runs `git <args>` in `dir` (`None`: the home directory).
-    pub async fn run(&self, dir: Option<&Path>, args: &[&str]) -> GitOutput {
+    /// The `HOME` every git child gets.
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// `git <args>` in `dir` (`None`: the home directory), isolated, output piped, not
+    /// started: for callers that run it their own way (benchmarks time it).
+    pub fn command(&self, dir: Option<&Path>, args: &[&str]) -> std::process::Command {
         let mut command = std::process::Command::new("git");
         command
             .args(args)
@@ -123,7 +129,12 @@ impl Git {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         crate::server::isolate_env(&mut command, self.home.path());
-        let mut command = tokio::process::Command::from(command);
+        command
+    }
+
+    /// Runs `git <args>` in `dir` (`None`: the home directory).
+    pub async fn run(&self, dir: Option<&Path>, args: &[&str]) -> GitOutput {
+        let mut command = tokio::process::Command::from(self.command(dir, args));
         command.kill_on_drop(true);
         let line = format!("git {}", args.join(" "));
         let child = command

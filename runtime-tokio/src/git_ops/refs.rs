@@ -223,6 +223,20 @@ mod tests {
             Some(&one),
             "all or nothing"
         );
+        // A 64-hex id goes through `git update-ref` (libgit2 here speaks SHA-1 only): in
+        // a SHA-1 repository it names nothing, so the whole alignment fails and no ref,
+        // not even the valid one beside it, moves.
+        let sha256: BTreeMap<String, String> = [
+            ("refs/heads/main".to_owned(), two.clone()),
+            ("refs/heads/wide".to_owned(), "b".repeat(64)),
+        ]
+        .into();
+        assert!(align_refs(&dir, &sha256).is_err(), "unknown SHA-256 id");
+        assert_eq!(
+            list_refs(&dir).expect("list").refs.get("refs/heads/main"),
+            Some(&one),
+            "all or nothing through update-ref too"
+        );
         let outside: BTreeMap<String, String> = [("refs/nostr/x".to_owned(), one.clone())].into();
         assert!(matches!(
             align_refs(&dir, &outside),
