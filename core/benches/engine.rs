@@ -192,24 +192,53 @@ fn rate(count: usize, t: Duration) -> String {
     )
 }
 
+/// Counts the bytes the program has asked for and not yet freed, so the engine's own
+/// memory can be told apart from the allocator's slack (reported separately as RSS).
+#[global_allocator]
+static ALLOC: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
+
+fn live_bytes() -> isize {
+    let s = ALLOC.stats();
+    s.bytes_allocated as isize - s.bytes_deallocated as isize + s.bytes_reallocated
+}
+
 /// Engine memory per purgatory entry, measured in a fresh process (so no earlier phase's
-/// freed memory is reused): resident growth while the world is built, minus the growth
-/// from building the same waiting events again on their own (the bodies of waiting events
-/// are the part the target excludes; the announcements are not kept by the engine).
+/// freed memory is reused). Two figures: the bytes the engine holds (counted by the
+/// allocator above) for its `n` waiting states beyond the same engine with none, minus
+/// the events' JSON (the part the target excludes); and the resident growth per entry
+/// (allocator slack included) beyond that JSON.
 fn memory(n: usize) {
-    let r0 = rss_kib().unwrap_or(0);
-    let w = world(n);
-    let r1 = rss_kib().unwrap_or(0);
-    let bodies = states(&w.authors, n, 0);
-    let r2 = rss_kib().unwrap_or(0);
-    let total = (r1.saturating_sub(r0) * 1024) as f64 / n as f64;
-    let event_bytes = (r2.saturating_sub(r1) * 1024) as f64 / n as f64;
+    // (bytes held, KiB resident) grown while `f` runs.
+    fn grown<T>(f: impl FnOnce() -> T) -> (T, isize, isize) {
+        let (b, r) = (live_bytes(), rss_kib().unwrap_or(0) as isize);
+        let out = f();
+        let (b2, r2) = (live_bytes(), rss_kib().unwrap_or(0) as isize);
+        (out, b2 - b, (r2 - r) * 1024)
+    }
+    let (f, fixture_bytes, fixture_rss) = grown(|| fixture(n));
+    let json: usize = f.states.iter().map(|e| e.as_json().len()).sum();
+    let (empty, empty_bytes, empty_rss) = grown(|| Fixture {
+        owners: f.owners.clone(),
+        authors: f.authors.clone(),
+        announcements: f.announcements.clone(),
+        states: Vec::new(),
+        ids: f.ids,
+    });
+    // `world_from` consumes its fixture (the engine keeps what it needs), so what a world
+    // holds is what grew plus the fixture it freed.
+    let (base, base_bytes, base_rss) = grown(|| world_from(empty));
+    let (w, world_bytes, world_rss) = grown(|| world_from(f));
+    let held = (world_bytes + fixture_bytes) - (base_bytes + empty_bytes);
+    let resident = (world_rss + fixture_rss) - (base_rss + empty_rss);
+    let per = |bytes: isize| (bytes as f64 - json as f64) / n as f64;
     println!(
-        "memory       {:>8.0} bytes/entry engine excluding events ({total:.0} with them; \
-         a waiting event {event_bytes:.0})",
-        total - event_bytes
+        "memory       {:>8.0} bytes/entry held by the engine excluding the event JSON \
+         ({:.0} resident; JSON {:.0} B/event)",
+        per(held),
+        per(resident),
+        json as f64 / n as f64
     );
-    drop((w, bodies));
+    drop((base, w));
 }
 
 /// Fetch failures, each freeing a throttle slot that the next queued identifier takes
