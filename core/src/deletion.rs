@@ -62,9 +62,9 @@ impl Engine {
         for (c, until) in &coords {
             waiting.extend(
                 self.purgatory
-                    .entries_of(&c.identifier)
+                    .entries_of(self.idents.get(&c.identifier))
                     .filter(|x| x.event.pubkey == author && x.event.created_at <= *until)
-                    .filter(|x| x.own_coordinate().as_ref() == Some(c))
+                    .filter(|x| x.own_coordinate(&c.identifier).as_ref() == Some(c))
                     .map(|x| x.event.id),
             );
         }
@@ -74,7 +74,7 @@ impl Engine {
             let Some(entry) = self.purgatory.get(wid) else {
                 continue;
             };
-            let d = entry.d.clone();
+            let d = self.idents.name(entry.ident).to_owned();
             let is_ann = matches!(entry.what, Waiting::Announcement);
             self.drop_entry(wid);
             if is_ann {
@@ -108,8 +108,11 @@ impl Engine {
             return true;
         }
         self.purgatory
-            .entries_of(&c.identifier)
-            .any(|x| x.event.pubkey == c.public_key && x.own_coordinate().as_ref() == Some(c))
+            .entries_of(self.idents.get(&c.identifier))
+            .any(|x| {
+                x.event.pubkey == c.public_key
+                    && x.own_coordinate(&c.identifier).as_ref() == Some(c)
+            })
     }
 
     /// The identifier and kind of an author's stored announcement or state with this id.

@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::effect::{CheckId, Effect, ReplyToken, RequestId, ServePath};
 use crate::event::{Origin, VerifiedEvent};
 use crate::id_key::IdKey;
+use crate::ident::{Ident, Idents};
 use crate::input::{Input, PushRequest, PushVerdict};
 use crate::metrics::Counters;
 use crate::oid::Oid;
@@ -32,8 +33,9 @@ pub(crate) enum TimerKey {
     Placeholder(Box<(RepoId, EventId)>),
     /// The memory of an expired event lapses.
     Expired(IdKey),
-    /// An identifier's next sync attempt.
-    Sync(String),
+    /// An identifier's next sync attempt. Attempts due at the same time start in the
+    /// order their identifiers were interned.
+    Sync(Ident),
 }
 
 impl TimerKey {
@@ -51,6 +53,7 @@ impl TimerKey {
 /// A pending object check and what asked for it.
 #[derive(Clone, Debug)]
 pub(crate) struct PendingCheck {
+    /// By name: the identifier's handle may be freed and reused before the answer.
     pub(crate) d: String,
     /// The event whose verdict waits for this check.
     pub(crate) event: Option<EventId>,
@@ -74,12 +77,14 @@ pub struct Engine {
     pub(crate) repos: RepoIndex,
     pub(crate) related: Related,
     pub(crate) purgatory: Purgatory,
+    /// Handles of the identifiers that purgatory, `present` and the sync queue hold.
+    pub(crate) idents: Idents,
     pub(crate) timers: Timers<TimerKey>,
     pub(crate) sync: SyncQueue,
     pub(crate) throttle: Throttle,
     pub(crate) checks: BTreeMap<CheckId, PendingCheck>,
     /// Needed objects known present locally, per identifier, with a repository holding each.
-    pub(crate) present: BTreeMap<String, BTreeMap<Oid, RepoId>>,
+    pub(crate) present: BTreeMap<Ident, BTreeMap<Oid, RepoId>>,
     /// Tips of stored pull requests and updates, for `refs/nostr/<id>` pushes.
     pub(crate) pr_tips: HashMap<EventId, Oid>,
     pub(crate) counters: Counters,
@@ -103,6 +108,7 @@ impl Engine {
             repos: RepoIndex::default(),
             related: Related::default(),
             purgatory: Purgatory::default(),
+            idents: Idents::default(),
             timers: Timers::default(),
             sync: SyncQueue::default(),
             throttle,
@@ -182,8 +188,14 @@ impl Engine {
     pub(crate) fn emit(&mut self, effect: Effect) {
         if let Effect::DeleteRepo { repo } = &effect {
             // Objects known present there are gone with it.
-            if let Some(map) = self.present.get_mut(&repo.d) {
-                map.retain(|_, r| r != repo);
+            if let Some(d) = self.idents.get(&repo.d) {
+                if let Some(map) = self.present.get_mut(&d) {
+                    map.retain(|_, r| r != repo);
+                    if map.is_empty() {
+                        self.present.remove(&d);
+                        self.free_ident_if_idle(d);
+                    }
+                }
             }
         }
         self.effects.push_back(effect);
@@ -207,6 +219,23 @@ impl Engine {
     pub(crate) fn store(&mut self, event: nostr::prelude::Event, path: ServePath) {
         self.counters.served(path);
         self.emit(Effect::StoreEvent { event, path });
+    }
+
+    /// The handle of identifier `d`, if anything of it is held.
+    pub(crate) fn ident(&self, d: &str) -> Option<Ident> {
+        self.idents.get(d)
+    }
+
+    /// Frees the handle of `d` once no purgatory entry, known-present object or sync
+    /// state refers to it. (Requests in flight belong to a running attempt, which keeps
+    /// its sync state; checks in flight name the identifier, not the handle.)
+    pub(crate) fn free_ident_if_idle(&mut self, d: Ident) {
+        let idle = !self.purgatory.has_entries(d)
+            && !self.present.contains_key(&d)
+            && !self.sync.entries.contains_key(&d);
+        if idle {
+            self.idents.free(d);
+        }
     }
 
     pub(crate) fn next_check(&mut self) -> CheckId {

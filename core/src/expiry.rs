@@ -3,6 +3,7 @@
 use crate::effect::{CheckId, Effect, ServePath};
 use crate::engine::{Engine, TimerKey};
 use crate::event::{self, Announcement, Origin, PullRequest, StateRefs, VerifiedEvent};
+use crate::ident::Ident;
 use crate::journal::{JournalKey, JournalRecord};
 use crate::oid::Oid;
 use crate::packed::PackedEvent;
@@ -24,7 +25,7 @@ impl Engine {
                         key: JournalKey::Expired(id),
                     });
                 }
-                TimerKey::Sync(d) => self.start_attempt(&d),
+                TimerKey::Sync(d) => self.start_attempt(d),
             }
         }
         for domain in self.throttle.queued_domains() {
@@ -37,7 +38,8 @@ impl Engine {
         let Some(entry) = self.purgatory.get(id) else {
             return;
         };
-        let d = entry.d.clone();
+        let ident = entry.ident;
+        let d = self.idents.name(ident).to_owned();
         let owner = entry.event.pubkey;
         if matches!(entry.what, Waiting::Announcement) && entry.forget_at.is_none() {
             // Soft expiry: the repository goes, the event stays for a late state.
@@ -54,7 +56,7 @@ impl Engine {
             self.timers.set(TimerKey::entry(id), forget_at);
             self.persist_entry(id);
             self.counters.soft_expired += 1;
-            self.settle_sync(&d);
+            self.settle_sync(ident);
             return;
         }
         let Some(entry) = self.purgatory.remove(id) else {
@@ -62,7 +64,7 @@ impl Engine {
         };
         if matches!(entry.what, Waiting::Announcement) {
             self.repos.remove_announcement(&owner, &d);
-            if let Some(c) = entry.own_coordinate() {
+            if let Some(c) = entry.own_coordinate(&d) {
                 self.related.drop_coordinate(&c);
             }
         }
@@ -85,7 +87,7 @@ impl Engine {
             },
         });
         self.counters.expired += 1;
-        self.settle_sync(&d);
+        self.settle_sync(ident);
     }
 
     fn expire_placeholder(&mut self, repo: &RepoId, id: &nostr::prelude::EventId) {
@@ -222,7 +224,7 @@ impl Engine {
                 self.related.accept(&event);
                 let entry = Entry {
                     event: PackedEvent::pack(&event),
-                    d,
+                    ident: self.idents.intern(&d),
                     what,
                     origin,
                     arrived,
@@ -260,12 +262,18 @@ impl Engine {
     /// that landed just before a crash and resume syncing.
     pub(crate) fn on_hydrated(&mut self) {
         self.on_timeout();
-        let ds: Vec<String> = self.purgatory.identifiers().cloned().collect();
-        for d in ds {
-            let needs: Vec<Oid> = self.needs(&d).into_iter().collect();
+        // In name order, as the effects were before identifiers were interned.
+        let mut ds: Vec<(String, Ident)> = self
+            .purgatory
+            .identifiers()
+            .map(|d| (self.idents.name(d).to_owned(), d))
+            .collect();
+        ds.sort();
+        for (name, d) in ds {
+            let needs: Vec<Oid> = self.needs(Some(d)).into_iter().collect();
             if !needs.is_empty() {
-                self.check_objects(&d, needs, None);
-                self.schedule_sync(&d, Origin::Sync);
+                self.check_objects(&name, needs, None);
+                self.schedule_sync(d, Origin::Sync);
             }
         }
     }
@@ -274,11 +282,12 @@ impl Engine {
         let Some(pending) = self.checks.remove(&check) else {
             return;
         };
-        let d = pending.d;
-        for (oid, repo) in found {
-            self.note_present(&d, [oid], &repo);
+        if let Some(d) = self.ident(&pending.d) {
+            for (oid, repo) in found {
+                self.note_present(d, [oid], &repo);
+            }
+            self.release_ready(d, ServePath::Arrival);
         }
-        self.release_ready(&d, ServePath::Arrival);
         if let Some(id) = pending.event {
             self.finalize_waiting(&id);
         }

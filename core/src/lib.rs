@@ -54,6 +54,7 @@ mod engine;
 mod event;
 mod expiry;
 mod id_key;
+mod ident;
 mod input;
 mod journal;
 mod metrics;

@@ -83,6 +83,9 @@ pub struct Metrics {
     pub placeholders: usize,
     /// Identifiers in the sync queue.
     pub sync_queue: usize,
+    /// Identifiers the engine holds any state for (purgatory, sync, objects known
+    /// present): interned handles, freed when that state ends.
+    pub identifiers: usize,
     /// Served hosted announcements.
     pub served_repos: usize,
     /// Accepted event ids indexed.
@@ -154,6 +157,7 @@ impl Engine {
             purgatory_prs: 0,
             placeholders: self.purgatory.placeholders.len(),
             sync_queue: self.sync.entries.len(),
+            identifiers: self.idents.len(),
             served_repos: self.repos.count(AnnStatus::Served),
             accepted_events: self.related.len(),
             domains: Vec::new(),
@@ -188,7 +192,7 @@ impl Engine {
                 let missing = match &e.what {
                     Waiting::Announcement => Vec::new(),
                     _ => {
-                        let present = self.present.get(&e.d);
+                        let present = self.present.get(&e.ident);
                         e.own_needs()
                             .unwrap_or_default()
                             .into_iter()
@@ -200,7 +204,7 @@ impl Engine {
                     id: e.event.id,
                     author: e.event.pubkey,
                     kind: e.kind_label(),
-                    d: e.d.clone(),
+                    d: self.idents.name(e.ident).to_owned(),
                     missing,
                     arrived: e.arrived,
                     deadline: e.forget_at.unwrap_or(e.deadline),
@@ -213,23 +217,26 @@ impl Engine {
         out
     }
 
-    /// Every identifier in the sync queue.
+    /// Every identifier in the sync queue, by name.
     pub fn sync_view(&self) -> Vec<SyncView> {
-        self.sync
+        let mut out: Vec<SyncView> = self
+            .sync
             .entries
             .iter()
-            .map(|(d, e)| SyncView {
-                d: d.clone(),
+            .map(|(&d, e)| SyncView {
+                d: self.idents.name(d).to_owned(),
                 attempts: e.attempts,
-                next_attempt: self.timers.get(&TimerKey::Sync(d.clone())),
-                missing: self.needs(d).into_iter().collect(),
+                next_attempt: self.timers.get(&TimerKey::Sync(d)),
+                missing: self.needs(Some(d)).into_iter().collect(),
                 urls: e
                     .outcomes
                     .iter()
                     .map(|(u, (t, o))| (u.clone(), *t, o.to_string()))
                     .collect(),
             })
-            .collect()
+            .collect();
+        out.sort_by(|a, b| a.d.cmp(&b.d));
+        out
     }
 
     /// Whether `id` waits in purgatory (for tests and the relay's duplicate checks).

@@ -3,6 +3,7 @@
 //! is a lookup instead of a scan of the identifier's entries with an allocation per entry.
 
 use crate::engine::Engine;
+use crate::ident::{Ident, Idents};
 use crate::oid::Oid;
 use crate::purgatory::{Entry, Purgatory, Waiting};
 use crate::repo::RepoId;
@@ -15,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 /// apart from purgatory and so is looked up when asked). Counts, since entries may repeat.
 #[derive(Debug, Default)]
 pub(crate) struct NeedIndex {
-    oids: BTreeMap<String, BTreeMap<Oid, u32>>,
-    announcers: BTreeMap<String, BTreeMap<PublicKey, u32>>,
+    oids: BTreeMap<Ident, BTreeMap<Oid, u32>>,
+    announcers: BTreeMap<Ident, BTreeMap<PublicKey, u32>>,
 }
 
 impl NeedIndex {
@@ -25,7 +26,7 @@ impl NeedIndex {
         if matches!(e.what, Waiting::Announcement) {
             *self
                 .announcers
-                .entry(e.d.clone())
+                .entry(e.ident)
                 .or_default()
                 .entry(e.event.pubkey)
                 .or_default() += 1;
@@ -35,7 +36,7 @@ impl NeedIndex {
         if own.peek().is_none() {
             return;
         }
-        let map = self.oids.entry(e.d.clone()).or_default();
+        let map = self.oids.entry(e.ident).or_default();
         for o in own {
             *map.entry(o).or_default() += 1;
         }
@@ -44,9 +45,9 @@ impl NeedIndex {
     /// Uncounts what a removed entry needed.
     pub(crate) fn remove(&mut self, e: &Entry) {
         if matches!(e.what, Waiting::Announcement) {
-            uncount(&mut self.announcers, &e.d, [e.event.pubkey]);
+            uncount(&mut self.announcers, e.ident, [e.event.pubkey]);
         } else {
-            uncount(&mut self.oids, &e.d, own_oids(e));
+            uncount(&mut self.oids, e.ident, own_oids(e));
         }
     }
 }
@@ -63,11 +64,11 @@ fn own_oids(e: &Entry) -> impl Iterator<Item = Oid> + '_ {
 }
 
 fn uncount<K: Ord>(
-    index: &mut BTreeMap<String, BTreeMap<K, u32>>,
-    d: &str,
+    index: &mut BTreeMap<Ident, BTreeMap<K, u32>>,
+    d: Ident,
     keys: impl IntoIterator<Item = K>,
 ) {
-    let Some(map) = index.get_mut(d) else {
+    let Some(map) = index.get_mut(&d) else {
         return;
     };
     for k in keys {
@@ -79,7 +80,7 @@ fn uncount<K: Ord>(
         }
     }
     if map.is_empty() {
-        index.remove(d);
+        index.remove(&d);
     }
 }
 
@@ -123,25 +124,31 @@ impl Needs<'_> {
 pub(crate) fn needs_in<'a>(
     purgatory: &'a Purgatory,
     repos: &RepoIndex,
-    present: &'a BTreeMap<String, BTreeMap<Oid, RepoId>>,
-    d: &str,
+    idents: &Idents,
+    present: &'a BTreeMap<Ident, BTreeMap<Oid, RepoId>>,
+    d: Ident,
 ) -> Needs<'a> {
-    let mut view = wanted_in(purgatory, repos, d);
-    view.present = present.get(d);
+    let mut view = wanted_in(purgatory, repos, idents, d);
+    view.present = present.get(&d);
     view
 }
 
 /// Every object the waiting events of `d` need, present or not.
-fn wanted_in<'a>(purgatory: &'a Purgatory, repos: &RepoIndex, d: &str) -> Needs<'a> {
+fn wanted_in<'a>(
+    purgatory: &'a Purgatory,
+    repos: &RepoIndex,
+    idents: &Idents,
+    d: Ident,
+) -> Needs<'a> {
     let idx = &purgatory.needs;
     let mut derived = Vec::new();
-    for owner in idx.announcers.get(d).into_iter().flat_map(|m| m.keys()) {
-        if let Some(s) = repos.authoritative(&RepoId::new(*owner, d)) {
+    for owner in idx.announcers.get(&d).into_iter().flat_map(|m| m.keys()) {
+        if let Some(s) = repos.authoritative(&RepoId::new(*owner, idents.name(d))) {
             derived.extend(s.refs.oids());
         }
     }
     Needs {
-        own: idx.oids.get(d),
+        own: idx.oids.get(&d),
         derived,
         present: None,
     }
@@ -149,17 +156,18 @@ fn wanted_in<'a>(purgatory: &'a Purgatory, repos: &RepoIndex, d: &str) -> Needs<
 
 impl Engine {
     /// What the waiting events of `d` still need (see [`Needs`]).
-    pub(crate) fn needs_of(&self, d: &str) -> Needs<'_> {
-        needs_in(&self.purgatory, &self.repos, &self.present, d)
+    pub(crate) fn needs_of(&self, d: Ident) -> Needs<'_> {
+        needs_in(&self.purgatory, &self.repos, &self.idents, &self.present, d)
     }
 
     /// Every object the waiting events of `d` need, present or not.
-    pub(crate) fn wanted_of(&self, d: &str) -> Needs<'_> {
-        wanted_in(&self.purgatory, &self.repos, d)
+    pub(crate) fn wanted_of(&self, d: Ident) -> Needs<'_> {
+        wanted_in(&self.purgatory, &self.repos, &self.idents, d)
     }
 
-    /// The objects the waiting events of `d` still need, as a set.
-    pub(crate) fn needs(&self, d: &str) -> BTreeSet<Oid> {
-        self.needs_of(d).to_set()
+    /// The objects the waiting events of `d` still need, as a set (empty for an
+    /// identifier without a handle: nothing of it waits).
+    pub(crate) fn needs(&self, d: Option<Ident>) -> BTreeSet<Oid> {
+        d.map(|d| self.needs_of(d).to_set()).unwrap_or_default()
     }
 }

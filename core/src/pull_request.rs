@@ -63,7 +63,7 @@ impl Engine {
         let tip = pr.tip.clone();
         self.enter_purgatory(
             e,
-            d.clone(),
+            &d,
             Waiting::Pr {
                 tip: pr.tip,
                 repos: pr.repos,

@@ -4,6 +4,7 @@
 use crate::effect::ReplyToken;
 use crate::event::{Origin, StateRefs};
 use crate::id_key::IdKey;
+use crate::ident::Ident;
 use crate::journal::JournalRecord;
 use crate::needs::NeedIndex;
 use crate::oid::Oid;
@@ -32,7 +33,8 @@ pub(crate) enum Waiting {
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
     pub(crate) event: PackedEvent,
-    pub(crate) d: String,
+    /// The identifier it belongs to (its own `d`, or the repository's for a PR).
+    pub(crate) ident: Ident,
     pub(crate) what: Waiting,
     pub(crate) origin: Origin,
     pub(crate) arrived: Time,
@@ -68,13 +70,13 @@ impl Entry {
         }
     }
 
-    /// The coordinate of an addressable entry (announcement, state): its `d` is the
-    /// event's own, so the event need not be unpacked.
-    pub(crate) fn own_coordinate(&self) -> Option<Coordinate> {
+    /// The coordinate of an addressable entry (announcement, state), whose identifier is
+    /// `d`, the event's own: so the event need not be unpacked.
+    pub(crate) fn own_coordinate(&self, d: &str) -> Option<Coordinate> {
         let e = &self.event;
         e.kind
             .is_addressable()
-            .then(|| Coordinate::new(e.kind, e.pubkey).identifier(self.d.clone()))
+            .then(|| Coordinate::new(e.kind, e.pubkey).identifier(d))
     }
 
     pub(crate) fn kind_label(&self) -> &'static str {
@@ -116,7 +118,7 @@ struct Group {
 #[derive(Debug, Default)]
 pub(crate) struct Purgatory {
     entries: BTreeMap<IdKey, Entry>,
-    by_d: BTreeMap<String, Group>,
+    by_d: BTreeMap<Ident, Group>,
     per_author: BTreeMap<PublicKey, usize>,
     pub(crate) placeholders: BTreeMap<(RepoId, EventId), Placeholder>,
     pub(crate) expired: BTreeMap<EventId, Time>,
@@ -143,7 +145,7 @@ impl Purgatory {
         if let Some(old) = self.entries.remove(&key) {
             self.unindex(&old);
         }
-        let group = self.by_d.entry(entry.d.clone()).or_default();
+        let group = self.by_d.entry(entry.ident).or_default();
         group.ids.insert(key);
         if let Some(is_state) = author_key(&entry.what) {
             group.latest.insert((entry.event.pubkey, is_state), id);
@@ -161,7 +163,7 @@ impl Purgatory {
 
     fn unindex(&mut self, e: &Entry) {
         self.needs.remove(e);
-        if let Some(group) = self.by_d.get_mut(&e.d) {
+        if let Some(group) = self.by_d.get_mut(&e.ident) {
             if let Some(is_state) = author_key(&e.what) {
                 let key = (e.event.pubkey, is_state);
                 if group.latest.get(&key) == Some(&e.event.id) {
@@ -170,7 +172,7 @@ impl Purgatory {
             }
             group.ids.remove(&IdKey::from(&e.event.id));
             if group.ids.is_empty() {
-                self.by_d.remove(&e.d);
+                self.by_d.remove(&e.ident);
             }
         }
         if let Some(n) = self.per_author.get_mut(&e.event.pubkey) {
@@ -181,28 +183,32 @@ impl Purgatory {
         }
     }
 
-    pub(crate) fn entries_of<'a>(&'a self, d: &str) -> impl Iterator<Item = &'a Entry> + 'a {
-        self.by_d
-            .get(d)
+    pub(crate) fn entries_of(&self, d: Option<Ident>) -> impl Iterator<Item = &Entry> {
+        d.and_then(|d| self.by_d.get(&d))
             .into_iter()
             .flat_map(|g| &g.ids)
             .filter_map(|id| self.entries.get(id))
     }
 
     /// The waiting state of `author` for `d`, if any (one per author: newer replaces older).
-    pub(crate) fn state_of(&self, author: &PublicKey, d: &str) -> Option<&Entry> {
-        let id = self.by_d.get(d)?.latest.get(&(*author, true))?;
+    pub(crate) fn state_of(&self, author: &PublicKey, d: Option<Ident>) -> Option<&Entry> {
+        let id = self.by_d.get(&d?)?.latest.get(&(*author, true))?;
         self.entries.get(&IdKey::from(id))
     }
 
     /// The waiting announcement of `owner` for `d`, if any.
-    pub(crate) fn announcement_of(&self, owner: &PublicKey, d: &str) -> Option<&Entry> {
-        let id = self.by_d.get(d)?.latest.get(&(*owner, false))?;
+    pub(crate) fn announcement_of(&self, owner: &PublicKey, d: Option<Ident>) -> Option<&Entry> {
+        let id = self.by_d.get(&d?)?.latest.get(&(*owner, false))?;
         self.entries.get(&IdKey::from(id))
     }
 
-    pub(crate) fn identifiers(&self) -> impl Iterator<Item = &String> {
-        self.by_d.keys()
+    pub(crate) fn identifiers(&self) -> impl Iterator<Item = Ident> + '_ {
+        self.by_d.keys().copied()
+    }
+
+    /// Whether any entry belongs to `d`.
+    pub(crate) fn has_entries(&self, d: Ident) -> bool {
+        self.by_d.contains_key(&d)
     }
 
     pub(crate) fn entries(&self) -> impl Iterator<Item = &Entry> {
@@ -217,7 +223,7 @@ impl Purgatory {
         self.per_author.get(pk).copied().unwrap_or(0)
     }
 
-    pub(crate) fn count_identifier(&self, d: &str) -> usize {
-        self.by_d.get(d).map_or(0, |g| g.ids.len())
+    pub(crate) fn count_identifier(&self, d: Option<Ident>) -> usize {
+        d.and_then(|d| self.by_d.get(&d)).map_or(0, |g| g.ids.len())
     }
 }

@@ -127,7 +127,7 @@ impl Engine {
                 .collect();
         candidates.extend(
             self.purgatory
-                .entries_of(&repo.d)
+                .entries_of(self.idents.get(&repo.d))
                 .filter(|e| set.contains(&e.event.pubkey))
                 .filter_map(|e| match &e.what {
                     Waiting::State(s) if !s.malformed => {
@@ -188,9 +188,12 @@ impl Engine {
                 },
             });
         }
-        self.note_present(&d, refs.iter().map(|(_, o)| *o), &repo);
-        let waiting_ann = self.purgatory.announcement_of(&repo.owner, &d).is_some();
-        self.release_ready(&d, ServePath::Push);
+        let ident = self.ident(&d);
+        let waiting_ann = self.purgatory.announcement_of(&repo.owner, ident).is_some();
+        if let Some(ident) = ident {
+            self.note_present(ident, refs.iter().map(|(_, o)| *o), &repo);
+            self.release_ready(ident, ServePath::Push);
+        }
         // A push that aligns with the stored authoritative state: set HEAD here and bring
         // the other repositories it governs into line.
         let branches: BTreeMap<String, Oid> = refs
@@ -217,7 +220,12 @@ impl Engine {
                 }
             }
         }
-        if waiting_ann && self.purgatory.announcement_of(&repo.owner, &d).is_some() {
+        let still_waiting = || {
+            self.purgatory
+                .announcement_of(&repo.owner, self.ident(&d))
+                .is_some()
+        };
+        if waiting_ann && still_waiting() {
             self.refresh_announcement(&repo.owner, &d);
         }
     }

@@ -5,6 +5,7 @@
 
 use crate::effect::{Effect, ServePath};
 use crate::engine::{Engine, TimerKey};
+use crate::ident::Ident;
 use crate::journal::JournalKey;
 use crate::oid::Oid;
 use crate::purgatory::Waiting;
@@ -17,30 +18,30 @@ impl Engine {
     /// Records that `oids` exist in `repo`, for those some waiting event of `d` needs.
     pub(crate) fn note_present(
         &mut self,
-        d: &str,
+        d: Ident,
         oids: impl IntoIterator<Item = Oid>,
         repo: &RepoId,
     ) {
         let needed = self.needs_of(d);
         let found: Vec<Oid> = oids.into_iter().filter(|o| needed.contains(o)).collect();
-        let map = self.present.entry(d.to_owned()).or_default();
+        if found.is_empty() {
+            return;
+        }
+        let map = self.present.entry(d).or_default();
         for o in found {
             map.entry(o).or_insert_with(|| repo.clone());
         }
-        if map.is_empty() {
-            self.present.remove(d);
-        }
     }
 
-    fn is_present(&self, d: &str, oid: &Oid) -> bool {
-        self.present.get(d).is_some_and(|p| p.contains_key(oid))
+    fn is_present(&self, d: Ident, oid: &Oid) -> bool {
+        self.present.get(&d).is_some_and(|p| p.contains_key(oid))
     }
 
     /// Releases every waiting event of `d` whose data is all here and whose author is
     /// authorized now. Repeats until nothing more is released, since a released state can
     /// satisfy a waiting announcement.
-    pub(crate) fn release_ready(&mut self, d: &str, path: ServePath) {
-        if !self.present.contains_key(d) {
+    pub(crate) fn release_ready(&mut self, d: Ident, path: ServePath) {
+        if !self.present.contains_key(&d) {
             return; // nothing needed is known present: nothing can be satisfied
         }
         loop {
@@ -52,7 +53,7 @@ impl Engine {
                 std::cmp::Reverse<(nostr::prelude::Timestamp, EventId)>,
             )> = self
                 .purgatory
-                .entries_of(d)
+                .entries_of(Some(d))
                 .map(|e| {
                     (
                         !matches!(e.what, Waiting::State(_)),
@@ -61,8 +62,9 @@ impl Engine {
                 })
                 .collect();
             ids.sort();
+            let name = self.idents.name(d).to_owned();
             for id in ids.into_iter().map(|(_, std::cmp::Reverse((_, id)))| id) {
-                released |= self.try_release(&id, d, path);
+                released |= self.try_release(&id, d, &name, path);
             }
             if !released {
                 break;
@@ -71,7 +73,8 @@ impl Engine {
         self.prune_present(d);
     }
 
-    fn try_release(&mut self, id: &EventId, d: &str, path: ServePath) -> bool {
+    /// Releases waiting event `id` of identifier `d` (named `name`) if it can be.
+    fn try_release(&mut self, id: &EventId, d: Ident, name: &str, path: ServePath) -> bool {
         let Some(entry) = self.purgatory.get(id) else {
             return false;
         };
@@ -81,7 +84,7 @@ impl Engine {
                 if refs.malformed || !refs.oids().iter().all(|o| self.is_present(d, o)) {
                     return false;
                 }
-                let targets = self.repos.targets(&author, d);
+                let targets = self.repos.targets(&author, name);
                 if targets.is_empty() {
                     return false; // not (or no longer) authorized anywhere here
                 }
@@ -91,16 +94,16 @@ impl Engine {
                     created_at: entry.event.created_at,
                     refs: refs.clone(),
                 };
-                let sources = self.present.get(d).cloned().unwrap_or_default();
+                let sources = self.present.get(&d).cloned().unwrap_or_default();
                 for t in &targets {
                     self.align_if_not_newer(t, &info, &sources, path);
                 }
                 if self
                     .repos
-                    .state(&author, d)
+                    .state(&author, name)
                     .is_none_or(|s| s.order_key() < info.order_key())
                 {
-                    self.repos.put_state(author, d, info);
+                    self.repos.put_state(author, name, info);
                 }
                 self.serve_waiting(id, path);
                 true
@@ -115,7 +118,7 @@ impl Engine {
                     return false;
                 }
                 let targets = self.pr_repos(repos);
-                let Some(source) = self.present.get(d).and_then(|p| p.get(&tip)).cloned() else {
+                let Some(source) = self.present.get(&d).and_then(|p| p.get(&tip)).cloned() else {
                     return false;
                 };
                 for t in &targets {
@@ -128,14 +131,14 @@ impl Engine {
             }
             Waiting::Pr { tip: Err(_), .. } => false,
             Waiting::Announcement => {
-                let repo = RepoId::new(author, d);
+                let repo = RepoId::new(author, name);
                 let Some(state) = self.repos.authoritative(&repo).cloned() else {
                     return false;
                 };
                 if !state.refs.oids().iter().all(|o| self.is_present(d, o)) {
                     return false;
                 }
-                let sources = self.present.get(d).cloned().unwrap_or_default();
+                let sources = self.present.get(&d).cloned().unwrap_or_default();
                 self.align_if_not_newer(&repo, &state, &sources, path);
                 // align_if_not_newer served the announcement.
                 !self.purgatory.contains(id)
@@ -180,7 +183,7 @@ impl Engine {
         });
         if let Some(aid) = self
             .purgatory
-            .announcement_of(&target.owner, &target.d)
+            .announcement_of(&target.owner, self.idents.get(&target.d))
             .map(|e| e.event.id)
         {
             if let Some(a) = self.repos.announcement_mut(&target.owner, &target.d) {
@@ -192,7 +195,7 @@ impl Engine {
 
     /// Takes an event out of purgatory and serves it: store, notify, forget, answer.
     fn serve_waiting(&mut self, id: &EventId, path: ServePath) {
-        let Some(entry) = self.purgatory.remove(id) else {
+        let Some(entry) = self.take_entry(id) else {
             return;
         };
         self.timers.cancel(&TimerKey::entry(id));
@@ -209,15 +212,16 @@ impl Engine {
     }
 
     /// Drops presence knowledge nobody needs any more.
-    fn prune_present(&mut self, d: &str) {
-        if !self.present.contains_key(d) {
+    fn prune_present(&mut self, d: Ident) {
+        if !self.present.contains_key(&d) {
             return;
         }
         let wanted: BTreeSet<Oid> = self.wanted_of(d).to_set();
-        if let Some(map) = self.present.get_mut(d) {
+        if let Some(map) = self.present.get_mut(&d) {
             map.retain(|o, _| wanted.contains(o));
             if map.is_empty() {
-                self.present.remove(d);
+                self.present.remove(&d);
+                self.free_ident_if_idle(d);
             }
         }
     }

@@ -6,6 +6,7 @@ use crate::config::authority_of;
 use crate::effect::{Effect, RequestId, ServePath};
 use crate::engine::{Engine, TimerKey};
 use crate::event::Origin;
+use crate::ident::Ident;
 use crate::input::{Failure, FailureKind};
 use crate::needs::needs_in;
 use crate::oid::Oid;
@@ -55,7 +56,7 @@ pub(crate) enum RequestKind {
 /// A request in flight.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestInfo {
-    pub(crate) d: String,
+    pub(crate) d: Ident,
     pub(crate) domain: String,
     pub(crate) url: String,
     pub(crate) kind: RequestKind,
@@ -64,14 +65,14 @@ pub(crate) struct RequestInfo {
 /// Every identifier's sync state and the requests in flight.
 #[derive(Debug, Default)]
 pub(crate) struct SyncQueue {
-    pub(crate) entries: BTreeMap<String, SyncEntry>,
+    pub(crate) entries: BTreeMap<Ident, SyncEntry>,
     pub(crate) requests: BTreeMap<RequestId, RequestInfo>,
 }
 
 impl SyncQueue {
-    fn cursor_mut(&mut self, d: &str, domain: &str) -> Option<&mut Cursor> {
+    fn cursor_mut(&mut self, d: Ident, domain: &str) -> Option<&mut Cursor> {
         self.entries
-            .get_mut(d)?
+            .get_mut(&d)?
             .attempt
             .as_mut()?
             .cursors
@@ -79,8 +80,8 @@ impl SyncQueue {
     }
 
     /// Whether an attempt for `d` is running.
-    pub(crate) fn in_attempt(&self, d: &str) -> bool {
-        self.entries.get(d).is_some_and(|e| e.attempt.is_some())
+    pub(crate) fn in_attempt(&self, d: Ident) -> bool {
+        self.entries.get(&d).is_some_and(|e| e.attempt.is_some())
     }
 }
 
@@ -111,7 +112,7 @@ impl Engine {
     /// A new waiting event for `d`: resets the backoff and brings the next attempt no later
     /// than its delay (3 min from a client, 500 ms from relay sync — a burst of relay-sync
     /// events is debounced to 500 ms after the last, for at most `sync_debounce_max`).
-    pub(crate) fn schedule_sync(&mut self, d: &str, origin: Origin) {
+    pub(crate) fn schedule_sync(&mut self, d: Ident, origin: Origin) {
         let now = self.now;
         let delay = match origin {
             Origin::Client => self.config.client_delay,
@@ -119,13 +120,13 @@ impl Engine {
         };
         let at = now.plus(delay);
         let max_debounce = self.config.sync_debounce_max;
-        let entry = self.sync.entries.entry(d.to_owned()).or_default();
+        let entry = self.sync.entries.entry(d).or_default();
         entry.attempts = 0;
         if entry.attempt.is_some() {
             entry.kicked = Some(entry.kicked.map_or(at, |k| k.min(at)));
             return;
         }
-        let key = TimerKey::Sync(d.to_owned());
+        let key = TimerKey::Sync(d);
         let current = self.timers.get(&key);
         match (origin, entry.debounce_from, current) {
             (Origin::Sync, Some(from), Some(_)) => {
@@ -141,14 +142,14 @@ impl Engine {
     }
 
     /// The sync timer of `d` fired: start an attempt over every usable clone URL.
-    pub(crate) fn start_attempt(&mut self, d: &str) {
+    pub(crate) fn start_attempt(&mut self, d: Ident) {
         let satisfied = self.needs_of(d).is_empty();
-        let into = self.repos.repos(d).into_iter().next();
+        let into = self.repos.repos(self.idents.name(d)).into_iter().next();
         let (Some(into), false) = (into, satisfied) else {
             return self.finish_attempt(d, satisfied);
         };
         let urls = self.clone_urls(d);
-        let entry = self.sync.entries.entry(d.to_owned()).or_default();
+        let entry = self.sync.entries.entry(d).or_default();
         entry.debounce_from = None;
         let mut cursors: BTreeMap<String, Cursor> = BTreeMap::new();
         for (url, verdict) in urls {
@@ -176,16 +177,16 @@ impl Engine {
 
     /// Clone URLs of `d`: its announcements' and its waiting pull requests', deduplicated,
     /// each with its domain or the reason it is refused.
-    fn clone_urls(&self, d: &str) -> Vec<(String, Result<String, String>)> {
+    fn clone_urls(&self, d: Ident) -> Vec<(String, Result<String, String>)> {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
         let from_anns = self
             .repos
-            .announcements(d)
+            .announcements(self.idents.name(d))
             .flat_map(|(_, a)| a.clone.iter().cloned());
         let from_prs: Vec<String> = self
             .purgatory
-            .entries_of(d)
+            .entries_of(Some(d))
             .filter_map(|e| match &e.what {
                 Waiting::Pr { clone, .. } => Some(clone.clone()),
                 _ => None,
@@ -213,9 +214,9 @@ impl Engine {
 
     /// Issues the next request of `d` on `domain` if it has one and the domain a slot;
     /// returns whether a request went out.
-    fn advance(&mut self, d: &str, domain: &str) -> bool {
+    fn advance(&mut self, d: Ident, domain: &str) -> bool {
         let now = self.now;
-        let missing = needs_in(&self.purgatory, &self.repos, &self.present, d);
+        let missing = needs_in(&self.purgatory, &self.repos, &self.idents, &self.present, d);
         let Some(cursor) = self.sync.cursor_mut(d, domain) else {
             return false;
         };
@@ -261,7 +262,7 @@ impl Engine {
         }
         cursor.in_flight = Some(request);
         let info = RequestInfo {
-            d: d.to_owned(),
+            d,
             domain: domain.to_owned(),
             url: url.clone(),
             kind: kind.clone(),
@@ -278,7 +279,7 @@ impl Engine {
                 let into = self
                     .sync
                     .entries
-                    .get(d)
+                    .get(&d)
                     .and_then(|e| e.attempt.as_ref())
                     .map(|a| a.into.clone())
                     .expect("an attempt is running");
@@ -294,7 +295,7 @@ impl Engine {
         true
     }
 
-    fn cursor_mut(&mut self, d: &str, domain: &str) -> Option<&mut Cursor> {
+    fn cursor_mut(&mut self, d: Ident, domain: &str) -> Option<&mut Cursor> {
         self.sync.cursor_mut(d, domain)
     }
 
@@ -302,19 +303,19 @@ impl Engine {
     pub(crate) fn pump(&mut self, domain: &str) {
         let now = self.now;
         while let Some(d) = self.throttle.peek_ready(domain, now) {
-            if !self.advance(&d, domain) {
-                self.throttle.forget(domain, &d);
-                self.finish_if_done(&d);
+            if !self.advance(d, domain) {
+                self.throttle.forget(domain, d);
+                self.finish_if_done(d);
             }
         }
     }
 
     /// Ends the attempt of `d` when no domain has work left.
-    fn finish_if_done(&mut self, d: &str) {
+    fn finish_if_done(&mut self, d: Ident) {
         let done = self
             .sync
             .entries
-            .get(d)
+            .get(&d)
             .and_then(|e| e.attempt.as_ref())
             .is_some_and(|a| {
                 a.cursors
@@ -328,15 +329,16 @@ impl Engine {
     }
 
     /// Schedules the next attempt by backoff, or leaves the queue when nothing is needed.
-    fn finish_attempt(&mut self, d: &str, satisfied: bool) {
-        let key = TimerKey::Sync(d.to_owned());
-        let Some(entry) = self.sync.entries.get_mut(d) else {
+    fn finish_attempt(&mut self, d: Ident, satisfied: bool) {
+        let key = TimerKey::Sync(d);
+        let Some(entry) = self.sync.entries.get_mut(&d) else {
             return;
         };
         entry.attempt = None;
         if satisfied {
-            self.sync.entries.remove(d);
+            self.sync.entries.remove(&d);
             self.timers.cancel(&key);
+            self.free_ident_if_idle(d);
             return;
         }
         entry.attempts += 1;
@@ -348,11 +350,13 @@ impl Engine {
     }
 
     /// Drops the sync entry of `d` if no event of it needs objects and no request is out.
-    pub(crate) fn settle_sync(&mut self, d: &str) {
+    /// Frees the identifier's handle if nothing else holds it.
+    pub(crate) fn settle_sync(&mut self, d: Ident) {
         if self.needs_of(d).is_empty() && !self.sync.in_attempt(d) {
-            self.sync.entries.remove(d);
-            self.timers.cancel(&TimerKey::Sync(d.to_owned()));
+            self.sync.entries.remove(&d);
+            self.timers.cancel(&TimerKey::Sync(d));
         }
+        self.free_ident_if_idle(d);
     }
 
     fn complete_request(&mut self, request: RequestId, outcome: Outcome) -> Option<RequestInfo> {
@@ -379,16 +383,16 @@ impl Engine {
     }
 
     fn after_request(&mut self, info: &RequestInfo) {
-        self.advance(&info.d, &info.domain);
+        self.advance(info.d, &info.domain);
         self.pump(&info.domain);
-        self.finish_if_done(&info.d);
+        self.finish_if_done(info.d);
     }
 
     pub(crate) fn on_refs_listed(&mut self, request: RequestId, refs: Vec<(String, Oid)>) {
         let Some(info) = self.complete_request(request, Outcome::Advertised(refs.len())) else {
             return;
         };
-        let missing = self.needs_of(&info.d);
+        let missing = self.needs_of(info.d);
         let mut wanted: Vec<Oid> = refs
             .iter()
             .map(|(_, o)| *o)
@@ -397,7 +401,7 @@ impl Engine {
         wanted.sort();
         wanted.dedup();
         if !wanted.is_empty() {
-            if let Some(c) = self.cursor_mut(&info.d, &info.domain) {
+            if let Some(c) = self.cursor_mut(info.d, &info.domain) {
                 c.fetch_next.push_back((info.url.clone(), wanted));
             }
         }
@@ -421,8 +425,8 @@ impl Engine {
             RequestKind::ListRefs => None,
         };
         if let Some(into) = into {
-            self.note_present(&info.d, present, &into);
-            self.release_ready(&info.d, ServePath::Sync);
+            self.note_present(info.d, present, &into);
+            self.release_ready(info.d, ServePath::Sync);
         }
         self.after_request(&info);
     }
@@ -442,7 +446,7 @@ impl Engine {
         if let (FailureKind::NotOurRef, RequestKind::Fetch(oids)) = (&kind, &info.kind) {
             if oids.len() > 1 {
                 let (a, b) = oids.split_at(oids.len() / 2);
-                if let Some(c) = self.cursor_mut(&info.d, &info.domain) {
+                if let Some(c) = self.cursor_mut(info.d, &info.domain) {
                     c.fetch_next.push_front((info.url.clone(), b.to_vec()));
                     c.fetch_next.push_front((info.url.clone(), a.to_vec()));
                 }

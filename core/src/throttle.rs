@@ -4,6 +4,7 @@
 //! Every request to a domain counts — ref advertisements and fetches alike. A saturated
 //! domain only queues identifiers on that domain; other domains are unaffected.
 
+use crate::ident::Ident;
 use crate::time::Time;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -15,10 +16,10 @@ pub(crate) struct Domain {
     /// Start times of requests in the current window, oldest first.
     window: VecDeque<Time>,
     /// Identifiers waiting for a slot, served in turn.
-    queue: VecDeque<String>,
+    queue: VecDeque<Ident>,
     /// Who is queued: membership in O(log n); entries of `queue` not in it are stale
     /// (forgotten) and skipped, so forgetting never scans the queue.
-    queued: BTreeSet<String>,
+    queued: BTreeSet<Ident>,
     /// Requests ever made.
     pub(crate) requests: u64,
     /// Times an identifier had to queue because the domain was saturated.
@@ -70,24 +71,24 @@ impl Throttle {
 
     /// Takes a slot for identifier `ident` if the domain has one and nobody is queued ahead;
     /// otherwise queues `ident` (once) and returns false.
-    pub(crate) fn acquire(&mut self, domain: &str, ident: &str, now: Time) -> bool {
+    pub(crate) fn acquire(&mut self, domain: &str, ident: Ident, now: Time) -> bool {
         self.prune(domain, now);
         let free = self.has_capacity(domain);
         let d = self.domains.entry(domain.to_owned()).or_default();
         d.clean_front();
-        let my_turn = d.queue.front().is_none_or(|q| q == ident);
+        let my_turn = d.queue.front().is_none_or(|q| *q == ident);
         if free && my_turn {
-            if d.queue.front().is_some_and(|q| q == ident) {
+            if d.queue.front().is_some_and(|q| *q == ident) {
                 d.queue.pop_front();
-                d.queued.remove(ident);
+                d.queued.remove(&ident);
             }
             d.in_flight += 1;
             d.window.push_back(now);
             d.requests += 1;
             true
         } else {
-            if d.queued.insert(ident.to_owned()) {
-                d.queue.push_back(ident.to_owned());
+            if d.queued.insert(ident) {
+                d.queue.push_back(ident);
                 d.saturated += 1;
             }
             false
@@ -103,20 +104,20 @@ impl Throttle {
 
     /// The queued identifier whose turn it is, if the domain has a free slot now. It stays
     /// queued until it [`Throttle::acquire`]s or is [`Throttle::forget`]-ten.
-    pub(crate) fn peek_ready(&mut self, domain: &str, now: Time) -> Option<String> {
+    pub(crate) fn peek_ready(&mut self, domain: &str, now: Time) -> Option<Ident> {
         self.prune(domain, now);
         if !self.has_capacity(domain) {
             return None;
         }
         let d = self.domains.get_mut(domain)?;
         d.clean_front();
-        d.queue.front().cloned()
+        d.queue.front().copied()
     }
 
     /// Drops `ident` from every queue (it has nothing left to ask).
-    pub(crate) fn forget(&mut self, domain: &str, ident: &str) {
+    pub(crate) fn forget(&mut self, domain: &str, ident: Ident) {
         if let Some(d) = self.domains.get_mut(domain) {
-            d.queued.remove(ident);
+            d.queued.remove(&ident);
         }
     }
 
@@ -173,35 +174,43 @@ mod tests {
         Time::from_millis(ms)
     }
 
+    /// Handles for the names the tests use.
+    fn ids() -> (Ident, Ident, Ident, Ident) {
+        let mut t = crate::ident::Idents::default();
+        (t.intern("x"), t.intern("y"), t.intern("z"), t.intern("w"))
+    }
+
     #[test]
     fn concurrency_then_round_robin() {
+        let (x, y, z, w) = ids();
         let mut th = Throttle::new(2, 100, Duration::from_secs(60));
-        assert!(th.acquire("a", "x", t(0)));
-        assert!(th.acquire("a", "y", t(0)));
-        assert!(!th.acquire("a", "z", t(0)));
-        assert!(!th.acquire("a", "x", t(0)));
+        assert!(th.acquire("a", x, t(0)));
+        assert!(th.acquire("a", y, t(0)));
+        assert!(!th.acquire("a", z, t(0)));
+        assert!(!th.acquire("a", x, t(0)));
         th.release("a");
-        assert_eq!(th.peek_ready("a", t(1)).as_deref(), Some("z"));
+        assert_eq!(th.peek_ready("a", t(1)), Some(z));
         // only the front may take the free slot
-        assert!(!th.acquire("a", "x", t(1)));
-        assert!(th.acquire("a", "z", t(1)));
-        assert!(!th.acquire("a", "w", t(1)));
+        assert!(!th.acquire("a", x, t(1)));
+        assert!(th.acquire("a", z, t(1)));
+        assert!(!th.acquire("a", w, t(1)));
         th.release("a");
-        assert_eq!(th.peek_ready("a", t(2)).as_deref(), Some("x"));
+        assert_eq!(th.peek_ready("a", t(2)), Some(x));
     }
 
     #[test]
     fn sliding_window_limits_and_wakes() {
+        let (x, ..) = ids();
         let mut th = Throttle::new(10, 2, Duration::from_secs(60));
-        assert!(th.acquire("a", "x", t(0)));
+        assert!(th.acquire("a", x, t(0)));
         th.release("a");
-        assert!(th.acquire("a", "x", t(10)));
+        assert!(th.acquire("a", x, t(10)));
         th.release("a");
-        assert!(!th.acquire("a", "x", t(20)));
+        assert!(!th.acquire("a", x, t(20)));
         assert_eq!(th.poll_timeout(), Some(t(60_000)));
         assert_eq!(th.peek_ready("a", t(59_999)), None);
-        assert_eq!(th.peek_ready("a", t(60_000)).as_deref(), Some("x"));
+        assert_eq!(th.peek_ready("a", t(60_000)), Some(x));
         // another domain is unaffected
-        assert!(th.acquire("b", "x", t(20)));
+        assert!(th.acquire("b", x, t(20)));
     }
 }

@@ -114,7 +114,7 @@ impl Engine {
                 l.purgatory_per_author
             ));
         }
-        if self.purgatory.count_identifier(d) >= l.purgatory_per_identifier {
+        if self.purgatory.count_identifier(self.ident(d)) >= l.purgatory_per_identifier {
             return Some(format!(
                 "rate-limited: too many events wait for git data of '{d}' (limit {})",
                 l.purgatory_per_identifier
@@ -234,7 +234,7 @@ impl Engine {
                     // and restarts the timer.
                     if let Some(old) = self
                         .purgatory
-                        .announcement_of(&owner, &d)
+                        .announcement_of(&owner, self.idents.get(&d))
                         .map(|x| x.event.id)
                     {
                         self.drop_entry(&old);
@@ -246,7 +246,7 @@ impl Engine {
                     }
                     self.repos
                         .put_announcement(owner, &d, info(true, AnnStatus::Purgatory));
-                    self.enter_purgatory(e, d.clone(), Waiting::Announcement, origin, None);
+                    self.enter_purgatory(e, &d, Waiting::Announcement, origin, None);
                     self.reply(token, id, true, PURGATORY_MESSAGE);
                     self.check_governed_repos(&d);
                 }
@@ -268,7 +268,7 @@ impl Engine {
                     });
                     self.repos
                         .put_announcement(owner, &d, info(true, AnnStatus::Purgatory));
-                    self.enter_purgatory(e, d.clone(), Waiting::Announcement, origin, None);
+                    self.enter_purgatory(e, &d, Waiting::Announcement, origin, None);
                     self.reply(token, id, true, PURGATORY_MESSAGE);
                     self.check_governed_repos(&d);
                 }
@@ -312,7 +312,11 @@ impl Engine {
 
     /// Takes `(owner, d)` out of hosting: a replacement no longer lists us.
     fn withdraw(&mut self, owner: &nostr::prelude::PublicKey, d: &str) {
-        if let Some(old) = self.purgatory.announcement_of(owner, d).map(|x| x.event.id) {
+        if let Some(old) = self
+            .purgatory
+            .announcement_of(owner, self.idents.get(d))
+            .map(|x| x.event.id)
+        {
             self.drop_entry(&old);
         }
         if let Some(a) = self.repos.remove_announcement(owner, d) {
@@ -353,7 +357,7 @@ impl Engine {
                 "duplicate: a newer state of yours is already stored",
             );
         }
-        if let Some(p) = self.purgatory.state_of(&author, &d) {
+        if let Some(p) = self.purgatory.state_of(&author, self.idents.get(&d)) {
             if (p.event.created_at, p.event.id) > key {
                 return self.reply(
                     token,
@@ -369,7 +373,11 @@ impl Engine {
                 return self.reply(token, id, false, why);
             }
         }
-        if let Some(old) = self.purgatory.state_of(&author, &d).map(|p| p.event.id) {
+        if let Some(old) = self
+            .purgatory
+            .state_of(&author, self.idents.get(&d))
+            .map(|p| p.event.id)
+        {
             self.drop_entry(&old);
         }
         for owner in self.repos.waiting_owners(&author, &d) {
@@ -393,7 +401,7 @@ impl Engine {
         }
         let malformed = refs.malformed;
         let oids = refs.oids();
-        self.enter_purgatory(e, d.clone(), Waiting::State(refs), origin, Some(token));
+        self.enter_purgatory(e, &d, Waiting::State(refs), origin, Some(token));
         if malformed {
             return self.finalize_waiting(&id);
         }
@@ -402,7 +410,11 @@ impl Engine {
 
     /// Restarts a waiting announcement's timer (reviving a soft-expired one).
     pub(crate) fn refresh_announcement(&mut self, owner: &nostr::prelude::PublicKey, d: &str) {
-        let Some(aid) = self.purgatory.announcement_of(owner, d).map(|x| x.event.id) else {
+        let Some(aid) = self
+            .purgatory
+            .announcement_of(owner, self.idents.get(d))
+            .map(|x| x.event.id)
+        else {
             return;
         };
         if self

@@ -13,7 +13,7 @@ impl Engine {
     pub(crate) fn enter_purgatory(
         &mut self,
         e: Event,
-        d: String,
+        d: &str,
         what: Waiting,
         origin: Origin,
         reply: Option<ReplyToken>,
@@ -24,7 +24,7 @@ impl Engine {
         self.purgatory.expired.remove(&id);
         let entry = Entry {
             event: PackedEvent::pack(&e),
-            d,
+            ident: self.idents.intern(d),
             what,
             origin,
             arrived: self.now,
@@ -59,10 +59,10 @@ impl Engine {
         let Some(token) = entry.reply.take() else {
             return;
         };
-        let (d, origin) = (entry.d.clone(), entry.origin);
+        let (d, origin) = (entry.ident, entry.origin);
         self.persist_entry(id);
         self.reply(token, *id, true, PURGATORY_MESSAGE);
-        self.schedule_sync(&d, origin);
+        self.schedule_sync(d, origin);
     }
 
     /// Asks which of `oids` exist in the repositories of `d`; the answer runs the release
@@ -94,7 +94,7 @@ impl Engine {
     /// After an announcement appears or changes, its repository may already be governed by
     /// a stored state whose data is here: check, and let the release path align it.
     pub(crate) fn check_governed_repos(&mut self, d: &str) {
-        let oids = self.needs(d);
+        let oids = self.needs(self.ident(d));
         if !oids.is_empty() {
             self.check_objects(d, oids.into_iter().collect(), None);
         }
@@ -102,7 +102,7 @@ impl Engine {
 
     /// Removes a purgatory entry that was superseded, withdrawn or deleted.
     pub(crate) fn drop_entry(&mut self, id: &nostr::prelude::EventId) {
-        if let Some(entry) = self.purgatory.remove(id) {
+        if let Some(entry) = self.take_entry(id) {
             self.timers.cancel(&TimerKey::entry(id));
             if entry.persisted {
                 self.emit(Effect::Forget {
@@ -113,5 +113,13 @@ impl Engine {
                 self.reply(token, *id, false, "invalid: superseded before a verdict");
             }
         }
+    }
+
+    /// Takes entry `id` out of purgatory, freeing its identifier's handle if nothing else
+    /// holds it.
+    pub(crate) fn take_entry(&mut self, id: &nostr::prelude::EventId) -> Option<Entry> {
+        let entry = self.purgatory.remove(id)?;
+        self.free_ident_if_idle(entry.ident);
+        Some(entry)
     }
 }

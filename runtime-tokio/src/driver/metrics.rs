@@ -168,6 +168,11 @@ impl View {
             m.sync_queue,
         );
         gauge(
+            "graspd_engine_identifiers",
+            "Repository identifiers the engine holds state for (purgatory, sync, objects present)",
+            m.identifiers,
+        );
+        gauge(
             "graspd_served_repositories",
             "Hosted repositories served",
             m.served_repos,

@@ -75,6 +75,10 @@ impl Checker {
         if m.sync_queue > self.stats.identifiers.max(busy.len()) {
             self.fail(MEMORY, now, format!("sync queue of {}", m.sync_queue));
         }
+        if m.identifiers > self.stats.identifiers.max(busy.len()) {
+            let detail = format!("{} interned identifiers", m.identifiers);
+            self.fail(MEMORY, now, detail);
+        }
         if m.domains.len() > self.world.domains.len() {
             self.fail(MEMORY, now, format!("{} throttle domains", m.domains.len()));
         }
