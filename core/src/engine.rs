@@ -33,9 +33,6 @@ pub(crate) enum TimerKey {
     Placeholder(Box<(RepoId, EventId)>),
     /// The memory of an expired event lapses.
     Expired(IdKey),
-    /// An identifier's next sync attempt. Attempts due at the same time start in the
-    /// order their identifiers were interned.
-    Sync(Ident),
 }
 
 impl TimerKey {
@@ -175,10 +172,14 @@ impl Engine {
     /// The earliest deadline of every part: purgatory expiry, sync attempts, throttle
     /// windows. `None` when nothing is scheduled.
     pub fn poll_timeout(&self) -> Option<Time> {
-        [self.timers.next(), self.throttle.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.timers.next(),
+            self.sync.timers.next(),
+            self.throttle.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn advance_clock(&mut self, now: Time) {
@@ -226,14 +227,16 @@ impl Engine {
         self.idents.get(d)
     }
 
-    /// Frees the handle of `d` once no purgatory entry, known-present object or sync
-    /// state refers to it. (Requests in flight belong to a running attempt, which keeps
+    /// Frees the handle of `d` once no purgatory entry or sync state refers to it. (Requests in flight belong to a running attempt, which keeps
     /// its sync state; checks in flight name the identifier, not the handle.)
     pub(crate) fn free_ident_if_idle(&mut self, d: Ident) {
-        let idle = !self.purgatory.has_entries(d)
-            && !self.present.contains_key(&d)
-            && !self.sync.entries.contains_key(&d);
-        if idle {
+        if self.purgatory.has_entries(d) {
+            return;
+        }
+        // Known-present objects matter only to waiting events: with none left, forget them
+        // (a deleted or expired entry's objects would otherwise be remembered forever).
+        self.present.remove(&d);
+        if !self.sync.entries.contains_key(&d) {
             self.idents.free(d);
         }
     }

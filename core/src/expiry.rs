@@ -14,7 +14,26 @@ use crate::repo_index::{AnnInfo, AnnStatus, StateInfo};
 impl Engine {
     pub(crate) fn on_timeout(&mut self) {
         let now = self.now;
-        while let Some(key) = self.timers.pop_due(now) {
+        loop {
+            // Sync attempts last among timers due at the same time (as when they were
+            // one index with `Sync` the last kind of key).
+            let other = self.timers.next().filter(|t| *t <= now);
+            let sync = self.sync.timers.next().filter(|t| *t <= now);
+            let sync_first = match (other, sync) {
+                (None, None) => break,
+                (Some(o), Some(s)) => s < o,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+            };
+            if sync_first {
+                if let Some(d) = self.sync.timers.pop_due(now) {
+                    self.start_attempt(d);
+                }
+                continue;
+            }
+            let Some(key) = self.timers.pop_due(now) else {
+                break;
+            };
             match key {
                 TimerKey::Entry(key) => self.expire_entry(&key.event_id()),
                 TimerKey::Placeholder(key) => self.expire_placeholder(&key.0, &key.1),
@@ -25,7 +44,6 @@ impl Engine {
                         key: JournalKey::Expired(id),
                     });
                 }
-                TimerKey::Sync(d) => self.start_attempt(d),
             }
         }
         for domain in self.throttle.queued_domains() {

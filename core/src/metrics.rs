@@ -1,7 +1,7 @@
 //! Counters the engine keeps, and the read-only views operators and `/metrics` get.
 
 use crate::effect::ServePath;
-use crate::engine::{Engine, TimerKey};
+use crate::engine::Engine;
 use crate::input::FailureKind;
 use crate::oid::Oid;
 use crate::purgatory::Waiting;
@@ -226,7 +226,7 @@ impl Engine {
             .map(|(&d, e)| SyncView {
                 d: self.idents.name(d).to_owned(),
                 attempts: e.attempts,
-                next_attempt: self.timers.get(&TimerKey::Sync(d)),
+                next_attempt: self.sync.timers.get(&d),
                 missing: self.needs(Some(d)).into_iter().collect(),
                 urls: e
                     .outcomes

@@ -44,6 +44,8 @@ impl Engine {
         if !self.present.contains_key(&d) {
             return; // nothing needed is known present: nothing can be satisfied
         }
+        // Taken now: releasing the last entry frees the handle.
+        let name = self.idents.name(d).to_owned();
         loop {
             let mut released = false;
             // Newest states first: an older state released in the same step then finds
@@ -62,7 +64,6 @@ impl Engine {
                 })
                 .collect();
             ids.sort();
-            let name = self.idents.name(d).to_owned();
             for id in ids.into_iter().map(|(_, std::cmp::Reverse((_, id)))| id) {
                 released |= self.try_release(&id, d, &name, path);
             }

@@ -4,7 +4,7 @@
 
 use crate::config::authority_of;
 use crate::effect::{Effect, RequestId, ServePath};
-use crate::engine::{Engine, TimerKey};
+use crate::engine::Engine;
 use crate::event::Origin;
 use crate::ident::Ident;
 use crate::input::{Failure, FailureKind};
@@ -14,6 +14,7 @@ use crate::outcome::Outcome;
 use crate::purgatory::Waiting;
 use crate::repo::RepoId;
 use crate::time::Time;
+use crate::timers::Timers;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// The sync state of one identifier.
@@ -67,6 +68,11 @@ pub(crate) struct RequestInfo {
 pub(crate) struct SyncQueue {
     pub(crate) entries: BTreeMap<Ident, SyncEntry>,
     pub(crate) requests: BTreeMap<RequestId, RequestInfo>,
+    /// Each identifier's next attempt. Apart from the engine's other timers so that this
+    /// index holds only identifiers (not every purgatory entry); attempts due at the same
+    /// time start after every other timer of that time, in the order their identifiers
+    /// were interned.
+    pub(crate) timers: Timers<Ident>,
 }
 
 impl SyncQueue {
@@ -126,17 +132,17 @@ impl Engine {
             entry.kicked = Some(entry.kicked.map_or(at, |k| k.min(at)));
             return;
         }
-        let key = TimerKey::Sync(d);
-        let current = self.timers.get(&key);
+        let key = d;
+        let current = self.sync.timers.get(&key);
         match (origin, entry.debounce_from, current) {
             (Origin::Sync, Some(from), Some(_)) => {
-                self.timers.set(key, at.min(from.plus(max_debounce)));
+                self.sync.timers.set(key, at.min(from.plus(max_debounce)));
             }
             _ => {
                 if current.is_none_or(|c| at < c) && origin == Origin::Sync {
                     entry.debounce_from = Some(now);
                 }
-                self.timers.set_earlier(key, at);
+                self.sync.timers.set_earlier(key, at);
             }
         }
     }
@@ -330,14 +336,14 @@ impl Engine {
 
     /// Schedules the next attempt by backoff, or leaves the queue when nothing is needed.
     fn finish_attempt(&mut self, d: Ident, satisfied: bool) {
-        let key = TimerKey::Sync(d);
+        let key = d;
         let Some(entry) = self.sync.entries.get_mut(&d) else {
             return;
         };
         entry.attempt = None;
         if satisfied {
             self.sync.entries.remove(&d);
-            self.timers.cancel(&key);
+            self.sync.timers.cancel(&key);
             self.free_ident_if_idle(d);
             return;
         }
@@ -346,7 +352,7 @@ impl Engine {
         if let Some(k) = entry.kicked.take() {
             at = at.min(k.max(self.now));
         }
-        self.timers.set(key, at);
+        self.sync.timers.set(key, at);
     }
 
     /// Drops the sync entry of `d` if no event of it needs objects and no request is out.
@@ -354,7 +360,7 @@ impl Engine {
     pub(crate) fn settle_sync(&mut self, d: Ident) {
         if self.needs_of(d).is_empty() && !self.sync.in_attempt(d) {
             self.sync.entries.remove(&d);
-            self.timers.cancel(&TimerKey::Sync(d));
+            self.sync.timers.cancel(&d);
         }
         self.free_ident_if_idle(d);
     }

@@ -27,6 +27,13 @@ pub(crate) struct Domain {
 }
 
 impl Domain {
+    /// Drops window starts that have slid out of the window ending at `now`.
+    fn prune(&mut self, window: Duration, now: Time) {
+        while self.window.front().is_some_and(|t| t.plus(window) <= now) {
+            self.window.pop_front();
+        }
+    }
+
     /// Drops forgotten identifiers from the front of the queue.
     fn clean_front(&mut self) {
         while self.queue.front().is_some_and(|q| !self.queued.contains(q)) {
@@ -54,27 +61,27 @@ impl Throttle {
         }
     }
 
-    fn prune(&mut self, domain: &str, now: Time) {
-        let window = self.window;
-        if let Some(d) = self.domains.get_mut(domain) {
-            while d.window.front().is_some_and(|t| t.plus(window) <= now) {
-                d.window.pop_front();
-            }
+    /// The state of `domain` with its window pruned to `now`, made if new (one lookup; the
+    /// name is copied only when the domain is first seen).
+    fn domain_at(&mut self, domain: &str, now: Time) -> &mut Domain {
+        if !self.domains.contains_key(domain) {
+            self.domains.insert(domain.to_owned(), Domain::default());
         }
+        let d = self.domains.get_mut(domain).expect("inserted above");
+        d.prune(self.window, now);
+        d
     }
 
-    fn has_capacity(&self, domain: &str) -> bool {
-        self.domains
-            .get(domain)
-            .is_none_or(|d| d.in_flight < self.concurrency && (d.window.len() as u32) < self.rate)
+    fn has_capacity(d: &Domain, concurrency: u32, rate: u32) -> bool {
+        d.in_flight < concurrency && (d.window.len() as u32) < rate
     }
 
     /// Takes a slot for identifier `ident` if the domain has one and nobody is queued ahead;
     /// otherwise queues `ident` (once) and returns false.
     pub(crate) fn acquire(&mut self, domain: &str, ident: Ident, now: Time) -> bool {
-        self.prune(domain, now);
-        let free = self.has_capacity(domain);
-        let d = self.domains.entry(domain.to_owned()).or_default();
+        let (concurrency, rate) = (self.concurrency, self.rate);
+        let d = self.domain_at(domain, now);
+        let free = Self::has_capacity(d, concurrency, rate);
         d.clean_front();
         let my_turn = d.queue.front().is_none_or(|q| *q == ident);
         if free && my_turn {
@@ -105,11 +112,12 @@ impl Throttle {
     /// The queued identifier whose turn it is, if the domain has a free slot now. It stays
     /// queued until it [`Throttle::acquire`]s or is [`Throttle::forget`]-ten.
     pub(crate) fn peek_ready(&mut self, domain: &str, now: Time) -> Option<Ident> {
-        self.prune(domain, now);
-        if !self.has_capacity(domain) {
+        let (concurrency, rate, window) = (self.concurrency, self.rate, self.window);
+        let d = self.domains.get_mut(domain)?;
+        d.prune(window, now);
+        if !Self::has_capacity(d, concurrency, rate) {
             return None;
         }
-        let d = self.domains.get_mut(domain)?;
         d.clean_front();
         d.queue.front().copied()
     }
