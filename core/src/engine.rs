@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::effect::{CheckId, Effect, ReplyToken, RequestId, ServePath};
 use crate::event::{Origin, VerifiedEvent};
 use crate::id_key::IdKey;
-use crate::ident::{Ident, Idents};
+use crate::ident::{Ident, IdentMap, Idents};
 use crate::input::{Input, PushRequest, PushVerdict};
 use crate::metrics::Counters;
 use crate::oid::Oid;
@@ -81,7 +81,7 @@ pub struct Engine {
     pub(crate) throttle: Throttle,
     pub(crate) checks: BTreeMap<CheckId, PendingCheck>,
     /// Needed objects known present locally, per identifier, with a repository holding each.
-    pub(crate) present: BTreeMap<Ident, BTreeMap<Oid, RepoId>>,
+    pub(crate) present: IdentMap<BTreeMap<Oid, RepoId>>,
     /// Tips of stored pull requests and updates, for `refs/nostr/<id>` pushes.
     pub(crate) pr_tips: HashMap<EventId, Oid>,
     pub(crate) counters: Counters,
@@ -110,7 +110,7 @@ impl Engine {
             sync: SyncQueue::default(),
             throttle,
             checks: BTreeMap::new(),
-            present: BTreeMap::new(),
+            present: IdentMap::default(),
             pr_tips: HashMap::new(),
             counters: Counters::default(),
             next_id: 1,

@@ -75,6 +75,82 @@ impl Idents {
     }
 }
 
+/// Per-identifier state addressed by handle: a dense vector, so a lookup is one index
+/// (handles are reused, so it stays as long as the most identifiers held at once).
+/// Mirrors the `BTreeMap` calls it replaced; iterates in handle order.
+#[derive(Debug)]
+pub(crate) struct IdentMap<V> {
+    slots: Vec<Option<V>>,
+    len: usize,
+}
+
+impl<V> Default for IdentMap<V> {
+    fn default() -> Self {
+        IdentMap {
+            slots: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<V> IdentMap<V> {
+    pub(crate) fn get(&self, d: &Ident) -> Option<&V> {
+        self.slots.get(d.0 as usize)?.as_ref()
+    }
+
+    pub(crate) fn get_mut(&mut self, d: &Ident) -> Option<&mut V> {
+        self.slots.get_mut(d.0 as usize)?.as_mut()
+    }
+
+    pub(crate) fn contains_key(&self, d: &Ident) -> bool {
+        self.get(d).is_some()
+    }
+
+    pub(crate) fn remove(&mut self, d: &Ident) -> Option<V> {
+        let v = self.slots.get_mut(d.0 as usize)?.take();
+        self.len -= usize::from(v.is_some());
+        v
+    }
+
+    /// The value of `d`, made with `make` if absent.
+    pub(crate) fn get_or_insert_with(&mut self, d: Ident, make: impl FnOnce() -> V) -> &mut V {
+        let i = d.0 as usize;
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        let slot = &mut self.slots[i];
+        if slot.is_none() {
+            self.len += 1;
+        }
+        slot.get_or_insert_with(make)
+    }
+
+    /// The value of `d`, defaulted if absent.
+    pub(crate) fn get_or_default(&mut self, d: Ident) -> &mut V
+    where
+        V: Default,
+    {
+        self.get_or_insert_with(d, V::default)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Entries in handle order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Ident, &V)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| Some((Ident(i as u32), v.as_ref()?)))
+    }
+
+    /// Handles in order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = Ident> + '_ {
+        self.iter().map(|(d, _)| d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +172,21 @@ mod tests {
         t.free(a);
         t.free(a);
         assert_eq!(t.len(), 1, "freeing twice is harmless");
+    }
+
+    #[test]
+    fn ident_map_is_a_map() {
+        let mut t = Idents::default();
+        let (a, b) = (t.intern("a"), t.intern("b"));
+        let mut m: IdentMap<u32> = IdentMap::default();
+        *m.get_or_default(b) += 2;
+        *m.get_or_default(b) += 1;
+        assert_eq!((m.get(&a), m.get(&b), m.len()), (None, Some(&3), 1));
+        m.get_or_insert_with(a, || 7);
+        assert_eq!(m.iter().collect::<Vec<_>>(), vec![(a, &7), (b, &3)]);
+        assert_eq!(m.remove(&a), Some(7));
+        assert_eq!(m.remove(&a), None);
+        assert_eq!((m.len(), m.contains_key(&b)), (1, true));
+        assert_eq!(m.keys().collect::<Vec<_>>(), vec![b]);
     }
 }

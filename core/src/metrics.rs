@@ -223,7 +223,7 @@ impl Engine {
             .sync
             .entries
             .iter()
-            .map(|(&d, e)| SyncView {
+            .map(|(d, e)| SyncView {
                 d: self.idents.name(d).to_owned(),
                 attempts: e.attempts,
                 next_attempt: self.sync.timers.get(&d),

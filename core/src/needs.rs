@@ -3,7 +3,7 @@
 //! is a lookup instead of a scan of the identifier's entries with an allocation per entry.
 
 use crate::engine::Engine;
-use crate::ident::{Ident, Idents};
+use crate::ident::{Ident, IdentMap, Idents};
 use crate::oid::Oid;
 use crate::purgatory::{Entry, Purgatory, Waiting};
 use crate::repo::RepoId;
@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 /// apart from purgatory and so is looked up when asked). Counts, since entries may repeat.
 #[derive(Debug, Default)]
 pub(crate) struct NeedIndex {
-    oids: BTreeMap<Ident, BTreeMap<Oid, u32>>,
-    announcers: BTreeMap<Ident, BTreeMap<PublicKey, u32>>,
+    oids: IdentMap<BTreeMap<Oid, u32>>,
+    announcers: IdentMap<BTreeMap<PublicKey, u32>>,
 }
 
 impl NeedIndex {
@@ -26,8 +26,7 @@ impl NeedIndex {
         if matches!(e.what, Waiting::Announcement) {
             *self
                 .announcers
-                .entry(e.ident)
-                .or_default()
+                .get_or_default(e.ident)
                 .entry(e.event.pubkey)
                 .or_default() += 1;
             return;
@@ -36,7 +35,7 @@ impl NeedIndex {
         if own.peek().is_none() {
             return;
         }
-        let map = self.oids.entry(e.ident).or_default();
+        let map = self.oids.get_or_default(e.ident);
         for o in own {
             *map.entry(o).or_default() += 1;
         }
@@ -64,7 +63,7 @@ fn own_oids(e: &Entry) -> impl Iterator<Item = Oid> + '_ {
 }
 
 fn uncount<K: Ord>(
-    index: &mut BTreeMap<Ident, BTreeMap<K, u32>>,
+    index: &mut IdentMap<BTreeMap<K, u32>>,
     d: Ident,
     keys: impl IntoIterator<Item = K>,
 ) {
@@ -125,7 +124,7 @@ pub(crate) fn needs_in<'a>(
     purgatory: &'a Purgatory,
     repos: &RepoIndex,
     idents: &Idents,
-    present: &'a BTreeMap<Ident, BTreeMap<Oid, RepoId>>,
+    present: &'a IdentMap<BTreeMap<Oid, RepoId>>,
     d: Ident,
 ) -> Needs<'a> {
     let mut view = wanted_in(purgatory, repos, idents, d);

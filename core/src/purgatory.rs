@@ -4,7 +4,7 @@
 use crate::effect::ReplyToken;
 use crate::event::{Origin, StateRefs};
 use crate::id_key::IdKey;
-use crate::ident::Ident;
+use crate::ident::{Ident, IdentMap};
 use crate::journal::JournalRecord;
 use crate::needs::NeedIndex;
 use crate::oid::Oid;
@@ -118,7 +118,7 @@ struct Group {
 #[derive(Debug, Default)]
 pub(crate) struct Purgatory {
     entries: BTreeMap<IdKey, Entry>,
-    by_d: BTreeMap<Ident, Group>,
+    by_d: IdentMap<Group>,
     per_author: BTreeMap<PublicKey, usize>,
     pub(crate) placeholders: BTreeMap<(RepoId, EventId), Placeholder>,
     pub(crate) expired: BTreeMap<EventId, Time>,
@@ -145,7 +145,7 @@ impl Purgatory {
         if let Some(old) = self.entries.remove(&key) {
             self.unindex(&old);
         }
-        let group = self.by_d.entry(entry.ident).or_default();
+        let group = self.by_d.get_or_default(entry.ident);
         group.ids.insert(key);
         if let Some(is_state) = author_key(&entry.what) {
             group.latest.insert((entry.event.pubkey, is_state), id);
@@ -203,7 +203,7 @@ impl Purgatory {
     }
 
     pub(crate) fn identifiers(&self) -> impl Iterator<Item = Ident> + '_ {
-        self.by_d.keys().copied()
+        self.by_d.keys()
     }
 
     /// Whether any entry belongs to `d`.

@@ -27,7 +27,7 @@ impl Engine {
         if found.is_empty() {
             return;
         }
-        let map = self.present.entry(d).or_default();
+        let map = self.present.get_or_default(d);
         for o in found {
             map.entry(o).or_insert_with(|| repo.clone());
         }

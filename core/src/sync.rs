@@ -6,7 +6,7 @@ use crate::config::authority_of;
 use crate::effect::{Effect, RequestId, ServePath};
 use crate::engine::Engine;
 use crate::event::Origin;
-use crate::ident::Ident;
+use crate::ident::{Ident, IdentMap};
 use crate::input::{Failure, FailureKind};
 use crate::needs::needs_in;
 use crate::oid::Oid;
@@ -66,7 +66,7 @@ pub(crate) struct RequestInfo {
 /// Every identifier's sync state and the requests in flight.
 #[derive(Debug, Default)]
 pub(crate) struct SyncQueue {
-    pub(crate) entries: BTreeMap<Ident, SyncEntry>,
+    pub(crate) entries: IdentMap<SyncEntry>,
     pub(crate) requests: BTreeMap<RequestId, RequestInfo>,
     /// Each identifier's next attempt. Apart from the engine's other timers so that this
     /// index holds only identifiers (not every purgatory entry); attempts due at the same
@@ -126,7 +126,7 @@ impl Engine {
         };
         let at = now.plus(delay);
         let max_debounce = self.config.sync_debounce_max;
-        let entry = self.sync.entries.entry(d).or_default();
+        let entry = self.sync.entries.get_or_default(d);
         entry.attempts = 0;
         if entry.attempt.is_some() {
             entry.kicked = Some(entry.kicked.map_or(at, |k| k.min(at)));
@@ -155,7 +155,7 @@ impl Engine {
             return self.finish_attempt(d, satisfied);
         };
         let urls = self.clone_urls(d);
-        let entry = self.sync.entries.entry(d).or_default();
+        let entry = self.sync.entries.get_or_default(d);
         entry.debounce_from = None;
         let mut cursors: BTreeMap<String, Cursor> = BTreeMap::new();
         for (url, verdict) in urls {
