@@ -11,11 +11,24 @@ use crate::repo::RepoId;
 use crate::repo_index::{AnnInfo, AnnStatus, StateInfo};
 
 impl Engine {
+    /// Fires every due deadline in `(time, kind, key)` order: at equal times purgatory
+    /// entries first (in id order), then placeholders, expired memories and sync attempts,
+    /// as when entry timers were the first kind of [`TimerKey`].
     pub(crate) fn on_timeout(&mut self) {
         let now = self.now;
-        while let Some(key) = self.timers.pop_due(now) {
+        loop {
+            let entry = self.purgatory.next_expiry().filter(|t| *t <= now);
+            let other = self.timers.next().filter(|t| *t <= now);
+            if entry.is_some_and(|e| other.is_none_or(|o| e <= o)) {
+                if let Some(id) = self.purgatory.pop_expired(now) {
+                    self.expire_entry(&id);
+                }
+                continue;
+            }
+            let Some(key) = self.timers.pop_due(now) else {
+                break;
+            };
             match key {
-                TimerKey::Entry(key) => self.expire_entry(&key.event_id()),
                 TimerKey::Placeholder(key) => self.expire_placeholder(&key.0, &key.1),
                 TimerKey::Expired(key) => {
                     let id = key.event_id();
@@ -41,17 +54,17 @@ impl Engine {
         let owner = entry.event.pubkey;
         if matches!(entry.what, Waiting::Announcement) && entry.forget_at.is_none() {
             // Soft expiry: the repository goes, the event stays for a late state.
-            let forget_at = entry.deadline.plus(self.config.announcement_soft_expiry);
-            if let Some(e) = self.purgatory.get_mut(id) {
-                e.forget_at = Some(forget_at);
-            }
+            let (deadline, forget_at) = (
+                entry.deadline,
+                entry.deadline.plus(self.config.announcement_soft_expiry),
+            );
+            self.purgatory.set_expiry(id, deadline, Some(forget_at));
             if let Some(a) = self.repos.announcement_mut(&owner, &d) {
                 a.status = AnnStatus::SoftExpired;
             }
             self.emit(Effect::DeleteRepo {
                 repo: RepoId::new(owner, &d),
             });
-            self.timers.set(TimerKey::entry(id), forget_at);
             self.persist_entry(id);
             self.counters.soft_expired += 1;
             self.settle_sync(&d);
@@ -232,8 +245,6 @@ impl Engine {
                     reply: None,
                 };
                 self.purgatory.insert(entry);
-                self.timers
-                    .set(TimerKey::entry(&id), forget_at.unwrap_or(deadline));
             }
             JournalRecord::Placeholder {
                 repo,

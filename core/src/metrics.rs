@@ -203,7 +203,7 @@ impl Engine {
                     d: e.d.clone(),
                     missing,
                     arrived: e.arrived,
-                    deadline: e.forget_at.unwrap_or(e.deadline),
+                    deadline: e.expires_at(),
                     soft_expired: e.forget_at.is_some(),
                     unsatisfiable: e.own_needs().is_none(),
                 }

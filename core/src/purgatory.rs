@@ -46,6 +46,12 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// When the entry's expiry timer fires: its deadline, or for a soft-expired
+    /// announcement the time it is forgotten.
+    pub(crate) fn expires_at(&self) -> Time {
+        self.forget_at.unwrap_or(self.deadline)
+    }
+
     pub(crate) fn record(&self) -> JournalRecord {
         JournalRecord::Waiting {
             event: self.event.unpack(),
@@ -116,6 +122,10 @@ struct Group {
 #[derive(Debug, Default)]
 pub(crate) struct Purgatory {
     entries: BTreeMap<IdKey, Entry>,
+    /// Every entry's expiry timer, earliest first ([`Entry::expires_at`]). Kept here, beside
+    /// the entry that holds its time, rather than in the engine's two-map `Timers`: one
+    /// 40-byte key per entry instead of two 48-byte ones.
+    expiry: BTreeSet<(Time, IdKey)>,
     by_d: BTreeMap<String, Group>,
     per_author: BTreeMap<PublicKey, usize>,
     pub(crate) placeholders: BTreeMap<(RepoId, EventId), Placeholder>,
@@ -150,6 +160,7 @@ impl Purgatory {
         }
         *self.per_author.entry(entry.event.pubkey).or_default() += 1;
         self.needs.add(&entry);
+        self.expiry.insert((entry.expires_at(), key));
         self.entries.insert(key, entry);
     }
 
@@ -161,6 +172,9 @@ impl Purgatory {
 
     fn unindex(&mut self, e: &Entry) {
         self.needs.remove(e);
+        // Absent when its timer was just popped ([`Purgatory::pop_expired`]).
+        self.expiry
+            .remove(&(e.expires_at(), IdKey::from(&e.event.id)));
         if let Some(group) = self.by_d.get_mut(&e.d) {
             if let Some(is_state) = author_key(&e.what) {
                 let key = (e.event.pubkey, is_state);
@@ -179,6 +193,34 @@ impl Purgatory {
                 self.per_author.remove(&e.event.pubkey);
             }
         }
+    }
+
+    /// Moves the expiry of entry `id`: a new `deadline` (and `forget_at`, set when an
+    /// announcement soft-expires, cleared when it is refreshed).
+    pub(crate) fn set_expiry(&mut self, id: &EventId, deadline: Time, forget_at: Option<Time>) {
+        let key = IdKey::from(id);
+        let Some(e) = self.entries.get_mut(&key) else {
+            return;
+        };
+        self.expiry.remove(&(e.expires_at(), key));
+        e.deadline = deadline;
+        e.forget_at = forget_at;
+        self.expiry.insert((e.expires_at(), key));
+    }
+
+    /// The earliest entry expiry.
+    pub(crate) fn next_expiry(&self) -> Option<Time> {
+        self.expiry.first().map(|(t, _)| *t)
+    }
+
+    /// Removes and returns the entry whose expiry is earliest and due at `now`, if any
+    /// (the entry stays: the caller expires it or sets its next expiry).
+    pub(crate) fn pop_expired(&mut self, now: Time) -> Option<EventId> {
+        let (t, _) = self.expiry.first()?;
+        if *t > now {
+            return None;
+        }
+        self.expiry.pop_first().map(|(_, k)| k.event_id())
     }
 
     pub(crate) fn entries_of<'a>(&'a self, d: &str) -> impl Iterator<Item = &'a Entry> + 'a {

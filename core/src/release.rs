@@ -4,7 +4,7 @@
 //! notifies the events, and forgets them from purgatory.
 
 use crate::effect::{Effect, ServePath};
-use crate::engine::{Engine, TimerKey};
+use crate::engine::Engine;
 use crate::journal::JournalKey;
 use crate::oid::Oid;
 use crate::purgatory::Waiting;
@@ -195,7 +195,6 @@ impl Engine {
         let Some(entry) = self.purgatory.remove(id) else {
             return;
         };
-        self.timers.cancel(&TimerKey::entry(id));
         self.counters.release_latency(self.now.since(entry.arrived));
         self.store(entry.event.unpack(), path);
         if entry.persisted {

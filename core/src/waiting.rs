@@ -2,7 +2,7 @@
 //! than by release (superseded, withdrawn, deleted).
 
 use crate::effect::{Effect, ReplyToken};
-use crate::engine::{Engine, PURGATORY_MESSAGE, PendingCheck, TimerKey};
+use crate::engine::{Engine, PURGATORY_MESSAGE, PendingCheck};
 use crate::event::Origin;
 use crate::packed::PackedEvent;
 use crate::purgatory::{Entry, Waiting};
@@ -35,7 +35,6 @@ impl Engine {
         };
         let persist_now = entry.reply.is_none();
         self.purgatory.insert(entry);
-        self.timers.set(TimerKey::entry(&id), deadline);
         self.counters.entered_purgatory += 1;
         if persist_now {
             self.persist_entry(&id);
@@ -103,7 +102,6 @@ impl Engine {
     /// Removes a purgatory entry that was superseded, withdrawn or deleted.
     pub(crate) fn drop_entry(&mut self, id: &nostr::prelude::EventId) {
         if let Some(entry) = self.purgatory.remove(id) {
-            self.timers.cancel(&TimerKey::entry(id));
             if entry.persisted {
                 self.emit(Effect::Forget {
                     key: crate::journal::JournalKey::Waiting(*id),
