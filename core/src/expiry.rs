@@ -6,7 +6,7 @@ use crate::event::{self, Announcement, Origin, PullRequest, StateRefs, VerifiedE
 use crate::journal::{JournalKey, JournalRecord};
 use crate::oid::Oid;
 use crate::packed::PackedEvent;
-use crate::purgatory::{Entry, Placeholder, Waiting};
+use crate::purgatory::{Entry, Placeholder, PrTarget, Waiting};
 use crate::repo::RepoId;
 use crate::repo_index::{AnnInfo, AnnStatus, StateInfo};
 
@@ -227,8 +227,10 @@ impl Engine {
                         return;
                     };
                     Waiting::Pr {
-                        tip: pr.tip,
-                        repos: pr.repos,
+                        pr: Box::new(PrTarget {
+                            tip: pr.tip,
+                            repos: pr.repos,
+                        }),
                         clone: pr.clone,
                     }
                 };

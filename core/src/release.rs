@@ -105,16 +105,14 @@ impl Engine {
                 self.serve_waiting(id, path);
                 true
             }
-            Waiting::Pr {
-                tip: Ok(tip),
-                repos,
-                ..
-            } => {
-                let tip = *tip;
+            Waiting::Pr { pr, .. } => {
+                let Ok(tip) = pr.tip else {
+                    return false;
+                };
                 if !self.is_present(d, &tip) {
                     return false;
                 }
-                let targets = self.pr_repos(repos);
+                let targets = self.pr_repos(&pr.repos);
                 let Some(source) = self.present.get(d).and_then(|p| p.get(&tip)).cloned() else {
                     return false;
                 };
@@ -126,7 +124,6 @@ impl Engine {
                 self.serve_waiting(id, path);
                 true
             }
-            Waiting::Pr { tip: Err(_), .. } => false,
             Waiting::Announcement => {
                 let repo = RepoId::new(author, d);
                 let Some(state) = self.repos.authoritative(&repo).cloned() else {
@@ -176,7 +173,7 @@ impl Engine {
         self.emit(Effect::AlignRepo {
             repo: target.clone(),
             refs: state.refs.branches_and_tags().into_iter().collect(),
-            head: state.refs.head.clone(),
+            head: state.refs.head.as_deref().map(str::to_owned),
         });
         if let Some(aid) = self
             .purgatory
