@@ -79,7 +79,7 @@ impl Engine {
                 self.related.drop_coordinate(&c);
             }
         }
-        self.related.unaccept(&entry.event.unpack());
+        self.related.unaccept(id);
         if entry.persisted {
             self.emit(Effect::Forget {
                 key: JournalKey::Waiting(*id),
