@@ -114,14 +114,23 @@ pub(crate) struct Placeholder {
     pub(crate) oid: Oid,
 }
 
-/// The entries of one identifier.
+/// The entries of one identifier: each is in `latest` or in `others`, not both (a set of
+/// all its ids beside `latest` would cost ~37 bytes more per entry).
 #[derive(Debug, Default)]
 struct Group {
-    ids: BTreeSet<IdKey>,
     /// The waiting announcement (`false`) or state (`true`) of each author: one per
     /// (identifier, author). Keyed inside the identifier's group, so a lookup allocates
     /// nothing and an entry does not carry its own copy of the identifier.
     latest: BTreeMap<(PublicKey, bool), EventId>,
+    /// Pull requests, and any announcement or state displaced from `latest` by a later
+    /// one of the same author while it still waits (on restore, say).
+    others: BTreeSet<IdKey>,
+}
+
+impl Group {
+    fn len(&self) -> usize {
+        self.latest.len() + self.others.len()
+    }
 }
 
 /// The purgatory store.
@@ -162,9 +171,12 @@ impl Purgatory {
             self.unindex(&old);
         }
         let group = self.by_d.entry(entry.d.clone()).or_default();
-        group.ids.insert(key);
-        if let Some(is_state) = author_key(&entry.what) {
-            group.latest.insert((entry.event.pubkey, is_state), id);
+        let displaced = match author_key(&entry.what) {
+            Some(is_state) => group.latest.insert((entry.event.pubkey, is_state), id),
+            None => Some(id),
+        };
+        if let Some(other) = displaced {
+            group.others.insert(IdKey::from(&other));
         }
         *self.per_author.entry(entry.event.pubkey).or_default() += 1;
         self.needs.add(&entry);
@@ -190,8 +202,8 @@ impl Purgatory {
                     group.latest.remove(&key);
                 }
             }
-            group.ids.remove(&IdKey::from(&e.event.id));
-            if group.ids.is_empty() {
+            group.others.remove(&IdKey::from(&e.event.id));
+            if group.len() == 0 {
                 self.by_d.remove(&e.d);
             }
         }
@@ -231,12 +243,19 @@ impl Purgatory {
         self.expiry.pop_first().map(|(_, k)| k.event_id())
     }
 
+    /// The entries of `d`: announcements and states by author, then the others (pull
+    /// requests among them) by id. Callers sort what they act on, or only test or count.
     pub(crate) fn entries_of<'a>(&'a self, d: &str) -> impl Iterator<Item = &'a Entry> + 'a {
         self.by_d
             .get(d)
             .into_iter()
-            .flat_map(|g| &g.ids)
-            .filter_map(|id| self.entries.get(id).map(|e| &**e))
+            .flat_map(|g| {
+                g.latest
+                    .values()
+                    .map(IdKey::from)
+                    .chain(g.others.iter().copied())
+            })
+            .filter_map(|id| self.entries.get(&id).map(|e| &**e))
     }
 
     /// The waiting state of `author` for `d`, if any (one per author: newer replaces older).
@@ -268,6 +287,6 @@ impl Purgatory {
     }
 
     pub(crate) fn count_identifier(&self, d: &str) -> usize {
-        self.by_d.get(d).map_or(0, |g| g.ids.len())
+        self.by_d.get(d).map_or(0, Group::len)
     }
 }
