@@ -6,7 +6,7 @@ use crate::event::{self, Announcement, Origin, PullRequest, StateRefs, VerifiedE
 use crate::journal::{JournalKey, JournalRecord};
 use crate::oid::Oid;
 use crate::packed::PackedEvent;
-use crate::purgatory::{Entry, Placeholder, PrTarget, Waiting};
+use crate::purgatory::{Entry, Pending, Placeholder, PrTarget, Waiting};
 use crate::repo::RepoId;
 use crate::repo_index::{AnnInfo, AnnStatus, StateInfo};
 
@@ -52,7 +52,7 @@ impl Engine {
         };
         let d = entry.d.clone();
         let owner = entry.event.pubkey;
-        if matches!(entry.what, Waiting::Announcement) && entry.forget_at.is_none() {
+        if matches!(entry.what, Waiting::Announcement) && entry.forget_at().is_none() {
             // Soft expiry: the repository goes, the event stays for a late state.
             let (deadline, forget_at) = (
                 entry.deadline,
@@ -85,7 +85,7 @@ impl Engine {
                 key: JournalKey::Waiting(*id),
             });
         }
-        if let Some(token) = entry.reply {
+        if let Some(token) = entry.reply() {
             self.reply(token, *id, true, crate::engine::PURGATORY_MESSAGE);
         }
         let until = self.now.plus(self.config.expired_memory);
@@ -242,9 +242,8 @@ impl Engine {
                     origin,
                     arrived,
                     deadline,
-                    forget_at,
                     persisted: true,
-                    reply: None,
+                    pending: Pending::forget_at(forget_at),
                 };
                 self.purgatory.insert(entry);
             }

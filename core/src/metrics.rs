@@ -204,7 +204,7 @@ impl Engine {
                     missing,
                     arrived: e.arrived,
                     deadline: e.expires_at(),
-                    soft_expired: e.forget_at.is_some(),
+                    soft_expired: e.forget_at().is_some(),
                     unsatisfiable: e.own_needs().is_none(),
                 }
             })

@@ -199,7 +199,7 @@ impl Engine {
                 key: JournalKey::Waiting(*id),
             });
         }
-        if let Some(token) = entry.reply {
+        if let Some(token) = entry.reply() {
             self.reply(token, *id, true, "");
         }
     }

@@ -5,7 +5,7 @@ use crate::effect::{Effect, ReplyToken};
 use crate::engine::{Engine, PURGATORY_MESSAGE, PendingCheck};
 use crate::event::Origin;
 use crate::packed::PackedEvent;
-use crate::purgatory::{Entry, Waiting};
+use crate::purgatory::{Entry, Pending, Waiting};
 use nostr::prelude::Event;
 
 impl Engine {
@@ -29,11 +29,10 @@ impl Engine {
             origin,
             arrived: self.now,
             deadline,
-            forget_at: None,
             persisted: false,
-            reply,
+            pending: Pending::reply(reply),
         };
-        let persist_now = entry.reply.is_none();
+        let persist_now = entry.reply().is_none();
         self.purgatory.insert(entry);
         self.counters.entered_purgatory += 1;
         if persist_now {
@@ -55,7 +54,7 @@ impl Engine {
         let Some(entry) = self.purgatory.get_mut(id) else {
             return;
         };
-        let Some(token) = entry.reply.take() else {
+        let Some(token) = entry.take_reply() else {
             return;
         };
         let (d, origin) = (entry.d.clone(), entry.origin);
@@ -107,7 +106,7 @@ impl Engine {
                     key: crate::journal::JournalKey::Waiting(*id),
                 });
             }
-            if let Some(token) = entry.reply {
+            if let Some(token) = entry.reply() {
                 self.reply(token, *id, false, "invalid: superseded before a verdict");
             }
         }
