@@ -17,9 +17,9 @@ impl Engine {
     pub(crate) fn on_timeout(&mut self) {
         let now = self.now;
         loop {
-            let entry = self.purgatory.next_expiry().filter(|t| *t <= now);
-            let other = self.timers.next().filter(|t| *t <= now);
-            if entry.is_some_and(|e| other.is_none_or(|o| e <= o)) {
+            if let Some(due) = self.purgatory.next_expiry().filter(|t| *t <= now)
+                && self.timers.next().is_none_or(|other| due <= other)
+            {
                 if let Some(id) = self.purgatory.pop_expired(now) {
                     self.expire_entry(&id);
                 }
@@ -28,17 +28,7 @@ impl Engine {
             let Some(key) = self.timers.pop_due(now) else {
                 break;
             };
-            match key {
-                TimerKey::Placeholder(key) => self.expire_placeholder(&key.0, &key.1),
-                TimerKey::Expired(key) => {
-                    let id = key.event_id();
-                    self.purgatory.expired.remove(&id);
-                    self.emit(Effect::Forget {
-                        key: JournalKey::Expired(id),
-                    });
-                }
-                TimerKey::Sync(d) => self.start_attempt(&d),
-            }
+            self.fire(key);
         }
         for domain in self.throttle.queued_domains() {
             self.pump(&domain);
@@ -46,6 +36,24 @@ impl Engine {
         self.throttle.gc(now);
     }
 
+    /// Runs a due timer other than an entry's. Not inlined: most timeouts fire nothing,
+    /// and inline this made their path measurably slower (a larger stack frame).
+    #[inline(never)]
+    fn fire(&mut self, key: TimerKey) {
+        match key {
+            TimerKey::Placeholder(key) => self.expire_placeholder(&key.0, &key.1),
+            TimerKey::Expired(key) => {
+                let id = key.event_id();
+                self.purgatory.expired.remove(&id);
+                self.emit(Effect::Forget {
+                    key: JournalKey::Expired(id),
+                });
+            }
+            TimerKey::Sync(d) => self.start_attempt(&d),
+        }
+    }
+
+    #[inline(never)]
     fn expire_entry(&mut self, id: &nostr::prelude::EventId) {
         let Some(entry) = self.purgatory.get(id) else {
             return;

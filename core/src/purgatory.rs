@@ -10,6 +10,7 @@ use crate::oid::Oid;
 use crate::packed::PackedEvent;
 use crate::repo::RepoId;
 use crate::time::Time;
+use crate::timers::DeadlineSet;
 use nostr::prelude::{Coordinate, EventId, PublicKey};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -189,7 +190,7 @@ pub(crate) struct Purgatory {
     /// Every entry's expiry timer, earliest first ([`Entry::expires_at`]). Kept here, beside
     /// the entry that holds its time, rather than in the engine's two-map `Timers`: one
     /// 40-byte key per entry instead of two 48-byte ones.
-    expiry: BTreeSet<(Time, IdKey)>,
+    expiry: DeadlineSet<IdKey>,
     by_d: BTreeMap<String, Group>,
     per_author: BTreeMap<PublicKey, usize>,
     pub(crate) placeholders: BTreeMap<(RepoId, EventId), Placeholder>,
@@ -227,7 +228,7 @@ impl Purgatory {
         }
         *self.per_author.entry(entry.event.pubkey).or_default() += 1;
         self.needs.add(&entry);
-        self.expiry.insert((entry.expires_at(), key));
+        self.expiry.insert(entry.expires_at(), key);
         self.entries.insert(key, Box::new(entry));
     }
 
@@ -240,8 +241,7 @@ impl Purgatory {
     fn unindex(&mut self, e: &Entry) {
         self.needs.remove(e);
         // Absent when its timer was just popped ([`Purgatory::pop_expired`]).
-        self.expiry
-            .remove(&(e.expires_at(), IdKey::from(&e.event.id)));
+        self.expiry.remove(e.expires_at(), IdKey::from(&e.event.id));
         if let Some(group) = self.by_d.get_mut(&e.d) {
             if let Some(is_state) = author_key(&e.what) {
                 let key = (e.event.pubkey, is_state);
@@ -269,7 +269,7 @@ impl Purgatory {
         let Some(e) = self.entries.get_mut(&key) else {
             return;
         };
-        self.expiry.remove(&(e.expires_at(), key));
+        self.expiry.remove(e.expires_at(), key);
         e.deadline = deadline;
         match forget_at {
             Some(t) => {
@@ -279,22 +279,18 @@ impl Purgatory {
             None if e.forget_at().is_some() => e.pending = Pending::Nothing,
             None => {}
         }
-        self.expiry.insert((e.expires_at(), key));
+        self.expiry.insert(e.expires_at(), key);
     }
 
     /// The earliest entry expiry.
     pub(crate) fn next_expiry(&self) -> Option<Time> {
-        self.expiry.first().map(|(t, _)| *t)
+        self.expiry.next()
     }
 
     /// Removes and returns the entry whose expiry is earliest and due at `now`, if any
     /// (the entry stays: the caller expires it or sets its next expiry).
     pub(crate) fn pop_expired(&mut self, now: Time) -> Option<EventId> {
-        let (t, _) = self.expiry.first()?;
-        if *t > now {
-            return None;
-        }
-        self.expiry.pop_first().map(|(_, k)| k.event_id())
+        self.expiry.pop_due(now).map(|k| k.event_id())
     }
 
     /// The entries of `d`: announcements and states by author, then the others (pull
