@@ -205,9 +205,13 @@ fn rate(count: usize, t: Duration) -> String {
 #[global_allocator]
 static ALLOC: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
 
+/// Bytes asked for and not freed. stats_alloc already adds a `realloc`'s growth to
+/// `bytes_allocated` (and its shrinking to `bytes_deallocated`); `bytes_reallocated` is the
+/// same delta again, so adding it counted every grown-then-kept buffer (each event's JSON,
+/// serialized into a growing `Vec`) twice.
 fn live_bytes() -> isize {
     let s = ALLOC.stats();
-    s.bytes_allocated as isize - s.bytes_deallocated as isize + s.bytes_reallocated
+    s.bytes_allocated as isize - s.bytes_deallocated as isize
 }
 
 /// Engine memory per purgatory entry, measured in a fresh process (so no earlier phase's

@@ -23,24 +23,18 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 /// The OK message of an event that waits in purgatory.
 pub const PURGATORY_MESSAGE: &str = "purgatory: won't be served until git data arrives";
 
-/// What a deadline is for.
+/// What a deadline is for, besides purgatory entries (whose expiry the purgatory indexes
+/// itself, and which fire before these at the same time: see [`Engine::on_timeout`]).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum TimerKey {
-    /// A purgatory entry expires (or an announcement soft-expires / is forgotten).
-    Entry(IdKey),
     /// A git-first placeholder lapses. Boxed: it is rare, and inline it would make every
-    /// key (one per purgatory entry, twice) three times larger.
+    /// key three times larger.
     Placeholder(Box<(RepoId, EventId)>),
     /// The memory of an expired event lapses.
     Expired(IdKey),
 }
 
 impl TimerKey {
-    /// The expiry timer of purgatory entry `id`.
-    pub(crate) fn entry(id: &EventId) -> Self {
-        TimerKey::Entry(id.into())
-    }
-
     /// The timer that forgets expired event `id`.
     pub(crate) fn expired(id: &EventId) -> Self {
         TimerKey::Expired(id.into())
@@ -173,6 +167,7 @@ impl Engine {
     /// windows. `None` when nothing is scheduled.
     pub fn poll_timeout(&self) -> Option<Time> {
         [
+            self.purgatory.next_expiry(),
             self.timers.next(),
             self.sync.timers.next(),
             self.throttle.poll_timeout(),

@@ -112,11 +112,13 @@ impl Announcement {
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub(crate) struct StateRefs {
     /// `refs/heads/*` and `refs/tags/*` (and other `refs/*`) names with valid object ids,
-    /// sorted by name, one per name (the last tag naming it wins). A sorted vector rather
+    /// sorted by name, one per name (the last tag naming it wins). A sorted slice rather
     /// than a map: a state names a few refs, and a map's node costs ~600 bytes per entry.
-    pub(crate) refs: Vec<(String, Oid)>,
+    /// Boxed slice and names (not `Vec`/`String`): never grown, so no capacity words to
+    /// keep, 16 bytes less per ref and per state (one is kept per waiting state).
+    pub(crate) refs: Box<[(Box<str>, Oid)]>,
     /// The branch HEAD points at, e.g. `refs/heads/main`.
-    pub(crate) head: Option<String>,
+    pub(crate) head: Option<Box<str>>,
     /// Some ref value was not an object id: the state can never be satisfied.
     pub(crate) malformed: bool,
 }
@@ -126,6 +128,7 @@ impl StateRefs {
     /// the object id are parent hints and ignored too.
     pub(crate) fn parse(event: &Event) -> StateRefs {
         let mut out = StateRefs::default();
+        let mut refs: Vec<(Box<str>, Oid)> = Vec::new();
         for t in event.tags.iter() {
             let s = t.as_slice();
             let (Some(name), Some(value)) = (s.first(), s.get(1)) else {
@@ -134,7 +137,7 @@ impl StateRefs {
             if name == "HEAD" {
                 let target = value.strip_prefix("ref: ").unwrap_or(value).trim();
                 if target.starts_with("refs/heads/") {
-                    out.head = Some(target.to_owned());
+                    out.head = Some(target.into());
                 }
                 continue;
             }
@@ -142,15 +145,15 @@ impl StateRefs {
                 continue;
             }
             match Oid::parse(value) {
-                Some(oid) => out.refs.push((name.clone(), oid)),
+                Some(oid) => refs.push((name.as_str().into(), oid)),
                 None => out.malformed = true,
             }
         }
         // Later tags first, so the stable sort and dedup keep the last tag of each name.
-        out.refs.reverse();
-        out.refs.sort_by(|a, b| a.0.cmp(&b.0));
-        out.refs.dedup_by(|later, kept| later.0 == kept.0);
-        out.refs.shrink_to_fit();
+        refs.reverse();
+        refs.sort_by(|a, b| a.0.cmp(&b.0));
+        refs.dedup_by(|later, kept| later.0 == kept.0);
+        out.refs = refs.into_boxed_slice();
         out
     }
 
@@ -164,7 +167,7 @@ impl StateRefs {
         self.refs
             .iter()
             .filter(|(n, _)| is_branch_or_tag(n))
-            .map(|(n, o)| (n.clone(), *o))
+            .map(|(n, o)| (n.to_string(), *o))
             .collect()
     }
 

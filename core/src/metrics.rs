@@ -207,8 +207,8 @@ impl Engine {
                     d: self.idents.name(e.ident).to_owned(),
                     missing,
                     arrived: e.arrived,
-                    deadline: e.forget_at.unwrap_or(e.deadline),
-                    soft_expired: e.forget_at.is_some(),
+                    deadline: e.expires_at(),
+                    soft_expired: e.forget_at().is_some(),
                     unsatisfiable: e.own_needs().is_none(),
                 }
             })

@@ -56,7 +56,7 @@ impl NeedIndex {
 fn own_oids(e: &Entry) -> impl Iterator<Item = Oid> + '_ {
     let (refs, tip) = match &e.what {
         Waiting::State(s) if !s.malformed => (Some(s.refs.iter().map(|(_, o)| *o)), None),
-        Waiting::Pr { tip: Ok(oid), .. } => (None, Some(*oid)),
+        Waiting::Pr { pr, .. } => (None, pr.tip.as_ref().ok().copied()),
         _ => (None, None),
     };
     refs.into_iter().flatten().chain(tip)

@@ -4,7 +4,7 @@
 use crate::effect::{Effect, ReplyToken, ServePath};
 use crate::engine::{Engine, TimerKey};
 use crate::event::{self, Origin, PullRequest};
-use crate::purgatory::Waiting;
+use crate::purgatory::{PrTarget, Waiting};
 use crate::repo::RepoId;
 use nostr::prelude::{Coordinate, Event};
 
@@ -65,8 +65,10 @@ impl Engine {
             e,
             &d,
             Waiting::Pr {
-                tip: pr.tip,
-                repos: pr.repos,
+                pr: Box::new(PrTarget {
+                    tip: pr.tip,
+                    repos: pr.repos,
+                }),
                 clone: pr.clone,
             },
             origin,

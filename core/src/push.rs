@@ -84,7 +84,7 @@ impl Engine {
             .purgatory
             .get(&id)
             .and_then(|e| match &e.what {
-                Waiting::Pr { tip, .. } => Some(tip.clone()),
+                Waiting::Pr { pr, .. } => Some(pr.tip.clone()),
                 _ => None,
             })
             .or_else(|| self.pr_tips.get(&id).map(|t| Ok(*t)));

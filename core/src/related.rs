@@ -2,18 +2,35 @@
 //!
 //! Point lookups only (`HashMap`/`HashSet` are never iterated here), so hashing order
 //! cannot leak into effects.
+//!
+//! Every accepted event (each waiting one among them) has an entry here, so authors are
+//! interned: an accepted id keeps a 4-byte author number rather than a 32-byte key, and an
+//! accepted coordinate is 8 bytes under its identifier rather than a 64-byte `Coordinate`
+//! with its own copy of the identifier.
 
-use crate::event::{Reference, own_coordinate, references};
+use crate::event::{Reference, identifier, own_coordinate, references};
 use nostr::prelude::{Coordinate, Event, EventId, PublicKey, Timestamp};
 use std::collections::{HashMap, HashSet};
+
+/// An interned author: an index into [`Related::authors`].
+type Author = u32;
+
+/// An accepted coordinate under its identifier: its author and kind.
+type Pair = (Author, u16);
 
 /// The acceptance index for related events and deletions.
 #[derive(Debug, Default)]
 pub(crate) struct Related {
     /// Accepted (stored or waiting) event ids and their authors.
-    accepted: HashMap<EventId, PublicKey>,
-    /// Coordinates of accepted addressable events (announcements among them).
-    coords: HashSet<Coordinate>,
+    accepted: HashMap<EventId, Author>,
+    /// The author of every event ever accepted, by number (never shrinks: an author is
+    /// 32 bytes plus its index entry, once, where `accepted` saves 28 bytes per event).
+    authors: Vec<PublicKey>,
+    /// The number of each of `authors`.
+    author_numbers: HashMap<PublicKey, Author>,
+    /// Coordinates of accepted addressable events (announcements among them): per
+    /// identifier, the (author, kind) pairs, sorted.
+    coords: HashMap<Box<str>, Vec<Pair>>,
     /// Ids referenced by accepted events: such an event is accepted when it arrives.
     referenced_ids: HashSet<EventId>,
     /// Coordinates referenced by accepted events.
@@ -33,9 +50,22 @@ impl Related {
     /// [`Related::accept`] with the event's references already parsed (parsing the
     /// coordinates is most of the cost of a related-event verdict: do it once).
     pub(crate) fn accept_with(&mut self, event: &Event, refs: Vec<Reference>) {
-        self.accepted.insert(event.id, event.pubkey);
-        if let Some(c) = own_coordinate(event) {
-            self.coords.insert(c);
+        let author = self.intern(&event.pubkey);
+        self.accepted.insert(event.id, author);
+        if event.kind.is_addressable() {
+            // The coordinate of `own_coordinate`, without building it.
+            let d = identifier(event).unwrap_or_default();
+            let pair = (author, event.kind.as_u16());
+            match self.coords.get_mut(d) {
+                Some(pairs) => {
+                    if let Err(i) = pairs.binary_search(&pair) {
+                        pairs.insert(i, pair);
+                    }
+                }
+                None => {
+                    self.coords.insert(d.into(), vec![pair]);
+                }
+            }
         }
         for r in refs {
             match r {
@@ -45,14 +75,44 @@ impl Related {
         }
     }
 
+    /// The number of `pk`, given one if it has none yet.
+    fn intern(&mut self, pk: &PublicKey) -> Author {
+        if let Some(n) = self.author_numbers.get(pk) {
+            return *n;
+        }
+        let n = Author::try_from(self.authors.len()).expect("fewer than 2^32 authors");
+        self.authors.push(*pk);
+        self.author_numbers.insert(*pk, n);
+        n
+    }
+
+    /// Where `c` is (or would be) kept: its identifier's pairs, and its own pair.
+    fn coordinate_slot(&self, c: &Coordinate) -> Option<(&[Pair], Pair)> {
+        let author = *self.author_numbers.get(&c.public_key)?;
+        let pairs = self.coords.get(c.identifier.as_str())?;
+        Some((pairs, (author, c.kind.as_u16())))
+    }
+
     /// Forgets an accepted event (deleted, or expired from purgatory).
-    pub(crate) fn unaccept(&mut self, event: &Event) {
-        self.accepted.remove(&event.id);
+    pub(crate) fn unaccept(&mut self, id: &EventId) {
+        self.accepted.remove(id);
     }
 
     /// Forgets the coordinate of an announcement that is no longer hosted or waiting.
     pub(crate) fn drop_coordinate(&mut self, c: &Coordinate) {
-        self.coords.remove(c);
+        let Some(i) = self
+            .coordinate_slot(c)
+            .and_then(|(pairs, pair)| pairs.binary_search(&pair).ok())
+        else {
+            return;
+        };
+        let d = c.identifier.as_str();
+        if let Some(pairs) = self.coords.get_mut(d) {
+            pairs.remove(i);
+            if pairs.is_empty() {
+                self.coords.remove(d);
+            }
+        }
     }
 
     pub(crate) fn is_accepted(&self, id: &EventId) -> bool {
@@ -60,11 +120,12 @@ impl Related {
     }
 
     pub(crate) fn author_of(&self, id: &EventId) -> Option<PublicKey> {
-        self.accepted.get(id).copied()
+        self.accepted.get(id).map(|n| self.authors[*n as usize])
     }
 
     pub(crate) fn knows_coordinate(&self, c: &Coordinate) -> bool {
-        self.coords.contains(c)
+        self.coordinate_slot(c)
+            .is_some_and(|(pairs, pair)| pairs.binary_search(&pair).is_ok())
     }
 
     /// Whether `event` (whose references are `refs`) references, or is referenced by,
@@ -78,7 +139,7 @@ impl Related {
         }
         refs.iter().any(|r| match r {
             Reference::Id(id) => self.accepted.contains_key(id),
-            Reference::Coordinate(c) => self.coords.contains(c),
+            Reference::Coordinate(c) => self.knows_coordinate(c),
         })
     }
 

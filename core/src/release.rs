@@ -4,7 +4,7 @@
 //! notifies the events, and forgets them from purgatory.
 
 use crate::effect::{Effect, ServePath};
-use crate::engine::{Engine, TimerKey};
+use crate::engine::Engine;
 use crate::ident::Ident;
 use crate::journal::JournalKey;
 use crate::oid::Oid;
@@ -109,16 +109,14 @@ impl Engine {
                 self.serve_waiting(id, path);
                 true
             }
-            Waiting::Pr {
-                tip: Ok(tip),
-                repos,
-                ..
-            } => {
-                let tip = *tip;
+            Waiting::Pr { pr, .. } => {
+                let Ok(tip) = pr.tip else {
+                    return false;
+                };
                 if !self.is_present(d, &tip) {
                     return false;
                 }
-                let targets = self.pr_repos(repos);
+                let targets = self.pr_repos(&pr.repos);
                 let Some(source) = self.present.get(&d).and_then(|p| p.get(&tip)).cloned() else {
                     return false;
                 };
@@ -130,7 +128,6 @@ impl Engine {
                 self.serve_waiting(id, path);
                 true
             }
-            Waiting::Pr { tip: Err(_), .. } => false,
             Waiting::Announcement => {
                 let repo = RepoId::new(author, name);
                 let Some(state) = self.repos.authoritative(&repo).cloned() else {
@@ -180,7 +177,7 @@ impl Engine {
         self.emit(Effect::AlignRepo {
             repo: target.clone(),
             refs: state.refs.branches_and_tags().into_iter().collect(),
-            head: state.refs.head.clone(),
+            head: state.refs.head.as_deref().map(str::to_owned),
         });
         if let Some(aid) = self
             .purgatory
@@ -199,7 +196,6 @@ impl Engine {
         let Some(entry) = self.take_entry(id) else {
             return;
         };
-        self.timers.cancel(&TimerKey::entry(id));
         self.counters.release_latency(self.now.since(entry.arrived));
         self.store(entry.event.unpack(), path);
         if entry.persisted {
@@ -207,7 +203,7 @@ impl Engine {
                 key: JournalKey::Waiting(*id),
             });
         }
-        if let Some(token) = entry.reply {
+        if let Some(token) = entry.reply() {
             self.reply(token, *id, true, "");
         }
     }

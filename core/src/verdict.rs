@@ -1,7 +1,7 @@
 //! Event verdicts: what to do with each incoming event, by kind (BEHAVIOR.md §1–2).
 
 use crate::effect::{Effect, ReplyToken, ServePath};
-use crate::engine::{Engine, PURGATORY_MESSAGE, TimerKey};
+use crate::engine::{Engine, PURGATORY_MESSAGE};
 use crate::event::{self, Announcement, Origin, PullRequest, StateRefs};
 use crate::purgatory::Waiting;
 use crate::repo::{RepoId, is_safe_identifier, npub};
@@ -430,13 +430,11 @@ impl Engine {
             a.status = AnnStatus::Purgatory;
         }
         let deadline = self.now.plus(self.config.purgatory_expiry);
-        let Some(entry) = self.purgatory.get_mut(&aid) else {
+        self.purgatory.set_expiry(&aid, deadline, None);
+        let Some(entry) = self.purgatory.get(&aid) else {
             return;
         };
-        entry.deadline = deadline;
-        entry.forget_at = None;
         let record = entry.persisted.then(|| entry.record());
-        self.timers.set(TimerKey::entry(&aid), deadline);
         if let Some(record) = record {
             self.emit(Effect::Persist { record });
         }

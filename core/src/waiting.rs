@@ -2,10 +2,10 @@
 //! than by release (superseded, withdrawn, deleted).
 
 use crate::effect::{Effect, ReplyToken};
-use crate::engine::{Engine, PURGATORY_MESSAGE, PendingCheck, TimerKey};
+use crate::engine::{Engine, PURGATORY_MESSAGE, PendingCheck};
 use crate::event::Origin;
 use crate::packed::PackedEvent;
-use crate::purgatory::{Entry, Waiting};
+use crate::purgatory::{Entry, Pending, Waiting};
 use nostr::prelude::Event;
 
 impl Engine {
@@ -29,13 +29,11 @@ impl Engine {
             origin,
             arrived: self.now,
             deadline,
-            forget_at: None,
             persisted: false,
-            reply,
+            pending: Pending::reply(reply),
         };
-        let persist_now = entry.reply.is_none();
+        let persist_now = entry.reply().is_none();
         self.purgatory.insert(entry);
-        self.timers.set(TimerKey::entry(&id), deadline);
         self.counters.entered_purgatory += 1;
         if persist_now {
             self.persist_entry(&id);
@@ -56,7 +54,7 @@ impl Engine {
         let Some(entry) = self.purgatory.get_mut(id) else {
             return;
         };
-        let Some(token) = entry.reply.take() else {
+        let Some(token) = entry.take_reply() else {
             return;
         };
         let (d, origin) = (entry.ident, entry.origin);
@@ -103,13 +101,12 @@ impl Engine {
     /// Removes a purgatory entry that was superseded, withdrawn or deleted.
     pub(crate) fn drop_entry(&mut self, id: &nostr::prelude::EventId) {
         if let Some(entry) = self.take_entry(id) {
-            self.timers.cancel(&TimerKey::entry(id));
             if entry.persisted {
                 self.emit(Effect::Forget {
                     key: crate::journal::JournalKey::Waiting(*id),
                 });
             }
-            if let Some(token) = entry.reply {
+            if let Some(token) = entry.reply() {
                 self.reply(token, *id, false, "invalid: superseded before a verdict");
             }
         }
