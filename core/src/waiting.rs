@@ -22,21 +22,28 @@ impl Engine {
         let deadline = self.now.plus(self.config.purgatory_expiry);
         self.related.accept(&e);
         self.purgatory.expired.remove(&id);
-        let entry = Entry {
+        let mut entry = Entry {
             event: PackedEvent::pack(&e),
             ident: self.idents.intern(d),
             what,
             origin,
             arrived: self.now,
             deadline,
-            persisted: false,
-            pending: Pending::reply(reply),
+            persisted: reply.is_none(),
+            pending: Pending::Nothing,
         };
-        let persist_now = entry.reply().is_none();
+        // Journalled now, or kept parsed for when its verdict is sent.
+        let record = match reply {
+            Some(token) => {
+                entry.pending = Pending::Reply(token, Box::new(e));
+                None
+            }
+            None => Some(entry.record_of(e)),
+        };
         self.purgatory.insert(entry);
         self.counters.entered_purgatory += 1;
-        if persist_now {
-            self.persist_entry(&id);
+        if let Some(record) = record {
+            self.emit(Effect::Persist { record });
         }
     }
 
@@ -54,11 +61,13 @@ impl Engine {
         let Some(entry) = self.purgatory.get_mut(id) else {
             return;
         };
-        let Some(token) = entry.take_reply() else {
+        let Some((token, event)) = entry.take_reply() else {
             return;
         };
+        entry.persisted = true;
+        let record = entry.record_of(*event);
         let (d, origin) = (entry.ident, entry.origin);
-        self.persist_entry(id);
+        self.emit(Effect::Persist { record });
         self.reply(token, *id, true, PURGATORY_MESSAGE);
         self.schedule_sync(d, origin);
     }
