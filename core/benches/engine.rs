@@ -442,7 +442,7 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--memory") {
         return memory(args[i + 1].parse().expect("--memory <entries>"));
     }
-    // One phase alone, for profilers: `--fetch-failures <entries>`, `--verdicts <entries>`, `--states <entries>`.
+    // One phase alone, for profilers: `--fetch-failures <entries> [count]`, `--verdicts <entries>`, `--states <entries>`.
     if let Some(i) = args.iter().position(|a| a == "--states") {
         let n: usize = args[i + 1].parse().expect("--states <entries>");
         return state_verdicts(&mut world(n), (n / 10).max(1));
@@ -452,9 +452,16 @@ fn main() {
         return related_verdicts(&mut world(n), (n / 10).max(1));
     }
     if let Some(i) = args.iter().position(|a| a == "--fetch-failures") {
+        // An optional count after the size, for profilers that need a longer phase.
+        let count = args
+            .get(i + 2)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(20_000);
         return fetch_failures(
-            args[i + 1].parse().expect("--fetch-failures <entries>"),
-            20_000,
+            args[i + 1]
+                .parse()
+                .expect("--fetch-failures <entries> [count]"),
+            count,
         );
     }
     let quick = args.iter().any(|a| a == "--quick");
