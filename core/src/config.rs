@@ -37,6 +37,10 @@ pub struct Config {
     pub max_future_skew: Duration,
     /// Caps that keep purgatory bounded.
     pub limits: Limits,
+    /// Keys the engine's hash tables (SipHash-1-3), whose keys — event ids, coordinates —
+    /// come from hostile input: a key nobody can guess keeps collisions from being
+    /// crafted. The daemon draws it at startup; the simulator derives it from its seed.
+    pub hash_seed: u64,
     /// Operator curation: who and what this server hosts.
     pub curation: Curation,
 }
@@ -113,6 +117,7 @@ impl Config {
             domain_window: Duration::from_secs(60),
             max_future_skew: Duration::from_secs(15 * 60),
             limits: Limits::default(),
+            hash_seed: 0,
             curation: Curation::default(),
         }
     }

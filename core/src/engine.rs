@@ -7,6 +7,7 @@ use crate::event::{Origin, VerifiedEvent};
 use crate::id_key::IdKey;
 use crate::ident::{Ident, IdentMap, Idents};
 use crate::input::{Input, PushRequest, PushVerdict};
+use crate::keyed::{Keyed, KeyedMap};
 use crate::metrics::Counters;
 use crate::oid::Oid;
 use crate::purgatory::Purgatory;
@@ -18,7 +19,7 @@ use crate::throttle::Throttle;
 use crate::time::Time;
 use crate::timers::Timers;
 use nostr::prelude::EventId;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 /// The OK message of an event that waits in purgatory.
 pub const PURGATORY_MESSAGE: &str = "purgatory: won't be served until git data arrives";
@@ -77,7 +78,7 @@ pub struct Engine {
     /// Needed objects known present locally, per identifier, with a repository holding each.
     pub(crate) present: IdentMap<BTreeMap<Oid, RepoId>>,
     /// Tips of stored pull requests and updates, for `refs/nostr/<id>` pushes.
-    pub(crate) pr_tips: HashMap<EventId, Oid>,
+    pub(crate) pr_tips: KeyedMap<EventId, Oid>,
     pub(crate) counters: Counters,
     next_id: u64,
 }
@@ -91,13 +92,14 @@ impl Engine {
             config.domain_rate,
             config.domain_window,
         );
+        let keys = Keyed::new(config.hash_seed);
         Engine {
             authority: config.authority(),
             config,
             now: Time::ZERO,
             effects: VecDeque::new(),
             repos: RepoIndex::default(),
-            related: Related::default(),
+            related: Related::new(keys),
             purgatory: Purgatory::default(),
             idents: Idents::default(),
             timers: Timers::default(),
@@ -105,7 +107,7 @@ impl Engine {
             throttle,
             checks: BTreeMap::new(),
             present: IdentMap::default(),
-            pr_tips: HashMap::new(),
+            pr_tips: keys.map(),
             counters: Counters::default(),
             next_id: 1,
         }

@@ -57,6 +57,7 @@ mod id_key;
 mod ident;
 mod input;
 mod journal;
+mod keyed;
 mod metrics;
 mod needs;
 mod oid;

@@ -1,7 +1,7 @@
 //! Which events are "ours": accepted ids, what they reference, and what was deleted.
 //!
-//! Point lookups only (`HashMap`/`HashSet` are never iterated here), so hashing order
-//! cannot leak into effects.
+//! Point lookups only (the hash tables are never iterated here), so hashing order cannot
+//! leak into effects; they are keyed by the engine's seed ([`crate::keyed`]).
 //!
 //! Every accepted event (each waiting one among them) has an entry here, so authors are
 //! interned: an accepted id keeps a 4-byte author number rather than a 32-byte key, and an
@@ -9,8 +9,8 @@
 //! with its own copy of the identifier.
 
 use crate::event::{Reference, identifier, own_coordinate, references};
+use crate::keyed::{Keyed, KeyedMap, KeyedSet};
 use nostr::prelude::{Coordinate, Event, EventId, PublicKey, Timestamp};
-use std::collections::{HashMap, HashSet};
 
 /// An interned author: an index into [`Related::authors`].
 type Author = u32;
@@ -19,29 +19,43 @@ type Author = u32;
 type Pair = (Author, u16);
 
 /// The acceptance index for related events and deletions.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Related {
     /// Accepted (stored or waiting) event ids and their authors.
-    accepted: HashMap<EventId, Author>,
+    accepted: KeyedMap<EventId, Author>,
     /// The author of every event ever accepted, by number (never shrinks: an author is
     /// 32 bytes plus its index entry, once, where `accepted` saves 28 bytes per event).
     authors: Vec<PublicKey>,
     /// The number of each of `authors`.
-    author_numbers: HashMap<PublicKey, Author>,
+    author_numbers: KeyedMap<PublicKey, Author>,
     /// Coordinates of accepted addressable events (announcements among them): per
     /// identifier, the (author, kind) pairs, sorted.
-    coords: HashMap<Box<str>, Vec<Pair>>,
+    coords: KeyedMap<Box<str>, Vec<Pair>>,
     /// Ids referenced by accepted events: such an event is accepted when it arrives.
-    referenced_ids: HashSet<EventId>,
+    referenced_ids: KeyedSet<EventId>,
     /// Coordinates referenced by accepted events.
-    referenced_coords: HashSet<Coordinate>,
+    referenced_coords: KeyedSet<Coordinate>,
     /// Ids deleted by their authors.
-    deleted: HashSet<EventId>,
+    deleted: KeyedSet<EventId>,
     /// Coordinates deleted by their authors, up to a `created_at`.
-    deleted_coords: HashMap<Coordinate, Timestamp>,
+    deleted_coords: KeyedMap<Coordinate, Timestamp>,
 }
 
 impl Related {
+    /// An empty index whose tables are keyed by `keys`.
+    pub(crate) fn new(keys: Keyed) -> Self {
+        Related {
+            accepted: keys.map(),
+            authors: Vec::new(),
+            author_numbers: keys.map(),
+            coords: keys.map(),
+            referenced_ids: keys.set(),
+            referenced_coords: keys.set(),
+            deleted: keys.set(),
+            deleted_coords: keys.map(),
+        }
+    }
+
     /// Records an accepted event and what it references.
     pub(crate) fn accept(&mut self, event: &Event) {
         self.accept_with(event, references(event));

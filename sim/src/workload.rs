@@ -107,6 +107,8 @@ pub fn generate<R: Rng + ?Sized>(shape: Shape, rng: &mut R) -> Plan {
         .sum();
     let end = last.plus(downtime).plus(Duration::from_secs(35 * 60));
     let mut config = Config::new(our_url().parse().expect("a valid URL"));
+    // The engine's hash keys come from the seed too, so a run replays exactly.
+    config.hash_seed = rng.r#gen();
     if k.small_limits {
         config.limits.purgatory_total = 40;
         config.limits.purgatory_per_author = 12;

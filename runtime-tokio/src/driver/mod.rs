@@ -78,6 +78,12 @@ pub fn engine_config(config: &Config) -> Result<EngineConfig, String> {
     c.sync_delay = config.sync_delay;
     c.domain_concurrency = config.domain_concurrency;
     c.domain_rate = config.domain_rate_per_minute;
+    // A fresh key for the engine's hash tables each start (std's keyed hasher draws its
+    // keys from the OS): hostile ids cannot be crafted to collide.
+    c.hash_seed = std::hash::BuildHasher::hash_one(
+        &std::collections::hash_map::RandomState::new(),
+        std::process::id(),
+    );
     c.limits.repos_per_author = config.max_repos_per_author;
     c.limits.purgatory_per_author = config.max_purgatory_per_author;
     c.curation = Curation {
