@@ -163,6 +163,17 @@ fn world_from(f: Fixture) -> World {
 }
 
 impl World {
+    /// Gives event `e` to the engine as a client's `i`-th (effects are left to drain).
+    fn give(&mut self, i: usize, e: Event) {
+        let input = Input::Event {
+            token: ReplyToken(i as u64),
+            event: VerifiedEvent::assume_verified(e),
+            origin: grasp_core::Origin::Client,
+            received_at: Timestamp::from_secs(2_000_000_000),
+        };
+        self.engine.handle_input(self.now, input);
+    }
+
     /// Drains effects, answering object checks with "not found"; returns the count.
     fn drain(&mut self) -> usize {
         let mut n = 0;
@@ -355,17 +366,7 @@ fn state_verdicts(w: &mut World, idents: usize) {
 fn check_states(w: &mut World, states: Vec<Event>) -> usize {
     let mut waiting = 0;
     for (i, e) in states.into_iter().enumerate() {
-        let event = VerifiedEvent::assume_verified(e);
-        let received_at = Timestamp::from_secs(2_000_000_000);
-        w.engine.handle_input(
-            w.now,
-            Input::Event {
-                token: ReplyToken(i as u64),
-                event,
-                origin: grasp_core::Origin::Client,
-                received_at,
-            },
-        );
+        w.give(i, e);
         while let Some(e) = w.engine.poll_effect() {
             match e {
                 Effect::CheckObjects { check, .. } => w.engine.handle_input(
@@ -416,18 +417,7 @@ fn related_verdicts(w: &mut World, idents: usize) {
 fn judge(w: &mut World, events: Vec<Event>) -> usize {
     let mut accepted = 0;
     for (i, e) in events.into_iter().enumerate() {
-        let token = ReplyToken(i as u64);
-        let event = VerifiedEvent::assume_verified(e);
-        let received_at = Timestamp::from_secs(2_000_000_000);
-        w.engine.handle_input(
-            w.now,
-            Input::Event {
-                token,
-                event,
-                origin: grasp_core::Origin::Client,
-                received_at,
-            },
-        );
+        w.give(i, e);
         while let Some(e) = w.engine.poll_effect() {
             if let Effect::Reply { accepted: true, .. } = e {
                 accepted += 1;
