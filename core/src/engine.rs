@@ -171,7 +171,7 @@ impl Engine {
         [
             self.purgatory.next_expiry(),
             self.timers.next(),
-            self.sync.timers.next(),
+            self.sync.next_timer(),
             self.throttle.poll_timeout(),
         ]
         .into_iter()

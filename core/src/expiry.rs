@@ -20,7 +20,7 @@ impl Engine {
         loop {
             let entry = self.purgatory.next_expiry().filter(|t| *t <= now);
             let other = self.timers.next().filter(|t| *t <= now);
-            let sync = self.sync.timers.next().filter(|t| *t <= now);
+            let sync = self.sync.next_timer().filter(|t| *t <= now);
             let Some(first) = [entry, other, sync].into_iter().flatten().min() else {
                 break;
             };
@@ -32,12 +32,12 @@ impl Engine {
                 if let Some(key) = self.timers.pop_due(now) {
                     self.fire(key);
                 }
-            } else if let Some(d) = self.sync.timers.pop_due(now) {
+            } else if let Some(d) = self.sync.pop_due(now) {
                 self.start_attempt(d);
             }
         }
         for domain in self.throttle.queued_domains() {
-            self.pump(&domain);
+            self.pump(domain);
         }
         self.throttle.gc(now);
     }

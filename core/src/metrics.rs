@@ -172,11 +172,12 @@ impl Engine {
         m.domains = self
             .throttle
             .domains()
+            .into_iter()
             .map(|(name, d)| DomainMetrics {
-                domain: name.clone(),
+                domain: name.to_owned(),
                 requests: d.requests,
                 in_flight: d.in_flight,
-                in_window: self.throttle.in_window(name, self.now),
+                in_window: self.throttle.in_window(d, self.now),
                 saturated: d.saturated,
             })
             .collect();
@@ -226,12 +227,12 @@ impl Engine {
             .map(|(d, e)| SyncView {
                 d: self.idents.name(d).to_owned(),
                 attempts: e.attempts,
-                next_attempt: self.sync.timers.get(&d),
+                next_attempt: e.next_at,
                 missing: self.needs(Some(d)).into_iter().collect(),
                 urls: e
                     .outcomes
                     .iter()
-                    .map(|(u, (t, o))| (u.clone(), *t, o.to_string()))
+                    .map(|o| (o.url.clone(), o.at, o.outcome.to_string()))
                     .collect(),
             })
             .collect();

@@ -13,39 +13,89 @@ use crate::oid::Oid;
 use crate::outcome::Outcome;
 use crate::purgatory::Waiting;
 use crate::repo::RepoId;
+use crate::throttle::DomainId;
 use crate::time::Time;
-use crate::timers::Timers;
+use crate::timers::DeadlineSet;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-/// The sync state of one identifier.
+/// The sync state of one identifier: kept in one slot of a dense table, with as few heap
+/// objects as it can (a sync result touches the states of two identifiers at random, and
+/// at 100k waiting entries each heap object is a cache miss — docs/performance.md).
 #[derive(Debug, Default)]
 pub(crate) struct SyncEntry {
     /// Attempts since the last reset (a new event resets it).
     pub(crate) attempts: u32,
+    /// When the next attempt starts (also indexed in [`SyncQueue`]'s deadline set).
+    pub(crate) next_at: Option<Time>,
     /// Start of a relay-sync debounce window, while the first hunt is pending.
     debounce_from: Option<Time>,
     /// The attempt in progress.
     attempt: Option<Attempt>,
     /// A new event arrived during the attempt: the next one is due no later than this.
     kicked: Option<Time>,
-    /// The last outcome per URL, for operators.
-    pub(crate) outcomes: BTreeMap<String, (Time, Outcome)>,
+    /// The last outcome per URL the identifier names, sorted by URL, for operators.
+    pub(crate) outcomes: Vec<UrlOutcome>,
+}
+
+/// What the last request to a clone URL came to.
+#[derive(Debug)]
+pub(crate) struct UrlOutcome {
+    pub(crate) url: String,
+    pub(crate) at: Time,
+    pub(crate) outcome: Outcome,
+}
+
+/// Records `outcome` as the last of `url`.
+fn record(outcomes: &mut Vec<UrlOutcome>, url: &str, at: Time, outcome: Outcome) {
+    match outcomes.binary_search_by(|o| o.url.as_str().cmp(url)) {
+        Ok(i) => {
+            outcomes[i].at = at;
+            outcomes[i].outcome = outcome;
+        }
+        Err(i) => outcomes.insert(
+            i,
+            UrlOutcome {
+                url: url.to_owned(),
+                at,
+                outcome,
+            },
+        ),
+    }
 }
 
 #[derive(Debug)]
 struct Attempt {
     into: RepoId,
-    cursors: BTreeMap<String, Cursor>,
+    /// The usable clone URLs, grouped by domain (domains by name, URLs as listed); cursors
+    /// and requests name them by index.
+    urls: Vec<String>,
+    /// One per domain, by domain name.
+    cursors: Vec<Cursor>,
+}
+
+impl Attempt {
+    fn cursor_mut(&mut self, domain: DomainId) -> Option<&mut Cursor> {
+        self.cursors.iter_mut().find(|c| c.domain == domain)
+    }
 }
 
 /// One domain's progress within an attempt: at most one request in flight.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Cursor {
-    urls: VecDeque<String>,
+    domain: DomainId,
+    /// The URLs still to ask for their refs: `urls[next..end]` of the attempt.
+    next: u32,
+    end: u32,
     in_flight: Option<RequestId>,
-    /// Fetches to make next on this domain: what a listed server advertises (split in
-    /// halves when a server refuses part of a multi-object fetch).
-    fetch_next: VecDeque<(String, Vec<Oid>)>,
+    /// Fetches to make next on this domain: what a listed server (by URL index)
+    /// advertises, split in halves when a server refuses part of a multi-object fetch.
+    fetch_next: VecDeque<(u32, Vec<Oid>)>,
+}
+
+impl Cursor {
+    fn idle(&self) -> bool {
+        self.in_flight.is_none() && self.next >= self.end && self.fetch_next.is_empty()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -58,8 +108,9 @@ pub(crate) enum RequestKind {
 #[derive(Debug, Clone)]
 pub(crate) struct RequestInfo {
     pub(crate) d: Ident,
-    pub(crate) domain: String,
-    pub(crate) url: String,
+    domain: DomainId,
+    /// Index of its URL in the attempt's list.
+    url: u32,
     pub(crate) kind: RequestKind,
 }
 
@@ -68,26 +119,69 @@ pub(crate) struct RequestInfo {
 pub(crate) struct SyncQueue {
     pub(crate) entries: IdentMap<SyncEntry>,
     pub(crate) requests: BTreeMap<RequestId, RequestInfo>,
-    /// Each identifier's next attempt. Apart from the engine's other timers so that this
-    /// index holds only identifiers (not every purgatory entry); attempts due at the same
-    /// time start after every other timer of that time, in the order their identifiers
-    /// were interned.
-    pub(crate) timers: Timers<Ident>,
+    /// Each identifier's next attempt (times kept in the entries). Apart from the engine's
+    /// other timers so that this index holds only identifiers (not every purgatory entry);
+    /// attempts due at the same time start after every other timer of that time, in
+    /// handle order.
+    due: DeadlineSet<Ident>,
 }
 
 impl SyncQueue {
-    fn cursor_mut(&mut self, d: Ident, domain: &str) -> Option<&mut Cursor> {
-        self.entries
-            .get_mut(&d)?
-            .attempt
-            .as_mut()?
-            .cursors
-            .get_mut(domain)
+    fn attempt_mut(&mut self, d: Ident) -> Option<&mut Attempt> {
+        self.entries.get_mut(&d)?.attempt.as_mut()
+    }
+
+    fn cursor_mut(&mut self, d: Ident, domain: DomainId) -> Option<&mut Cursor> {
+        self.attempt_mut(d)?.cursor_mut(domain)
     }
 
     /// Whether an attempt for `d` is running.
     pub(crate) fn in_attempt(&self, d: Ident) -> bool {
         self.entries.get(&d).is_some_and(|e| e.attempt.is_some())
+    }
+
+    /// Sets (or moves) the next attempt of `d`, whose entry exists.
+    fn set_timer(&mut self, d: Ident, at: Time) {
+        let Some(e) = self.entries.get_mut(&d) else {
+            return;
+        };
+        match e.next_at.replace(at) {
+            Some(old) if old == at => {}
+            old => {
+                if let Some(old) = old {
+                    self.due.remove(old, d);
+                }
+                self.due.insert(at, d);
+            }
+        }
+    }
+
+    /// Moves the next attempt of `d` earlier only (or sets it if unset).
+    fn set_timer_earlier(&mut self, d: Ident, at: Time) {
+        let current = self.entries.get(&d).and_then(|e| e.next_at);
+        if current.is_none_or(|c| at < c) {
+            self.set_timer(d, at);
+        }
+    }
+
+    fn cancel_timer(&mut self, d: Ident) {
+        if let Some(old) = self.entries.get_mut(&d).and_then(|e| e.next_at.take()) {
+            self.due.remove(old, d);
+        }
+    }
+
+    /// The earliest next attempt.
+    pub(crate) fn next_timer(&self) -> Option<Time> {
+        self.due.next()
+    }
+
+    /// The identifier whose attempt is due at `now`, if any (its timer disarmed).
+    pub(crate) fn pop_due(&mut self, now: Time) -> Option<Ident> {
+        let d = self.due.pop_due(now)?;
+        if let Some(e) = self.entries.get_mut(&d) {
+            e.next_at = None;
+        }
+        Some(d)
     }
 }
 
@@ -132,50 +226,74 @@ impl Engine {
             entry.kicked = Some(entry.kicked.map_or(at, |k| k.min(at)));
             return;
         }
-        let key = d;
-        let current = self.sync.timers.get(&key);
+        let current = entry.next_at;
         match (origin, entry.debounce_from, current) {
             (Origin::Sync, Some(from), Some(_)) => {
-                self.sync.timers.set(key, at.min(from.plus(max_debounce)));
+                self.sync.set_timer(d, at.min(from.plus(max_debounce)));
             }
             _ => {
                 if current.is_none_or(|c| at < c) && origin == Origin::Sync {
                     entry.debounce_from = Some(now);
                 }
-                self.sync.timers.set_earlier(key, at);
+                self.sync.set_timer_earlier(d, at);
             }
         }
     }
 
     /// The sync timer of `d` fired: start an attempt over every usable clone URL.
     pub(crate) fn start_attempt(&mut self, d: Ident) {
+        if self.sync.in_attempt(d) {
+            return;
+        }
         let satisfied = self.needs_of(d).is_empty();
         let into = self.repos.repos(self.idents.name(d)).into_iter().next();
         let (Some(into), false) = (into, satisfied) else {
             return self.finish_attempt(d, satisfied);
         };
         let urls = self.clone_urls(d);
-        let entry = self.sync.entries.get_or_default(d);
-        entry.debounce_from = None;
-        let mut cursors: BTreeMap<String, Cursor> = BTreeMap::new();
+        let mut usable: Vec<(String, String)> = Vec::with_capacity(urls.len());
+        let mut refused = Vec::new();
         for (url, verdict) in urls {
             match verdict {
-                Ok(domain) => cursors.entry(domain).or_default().urls.push_back(url),
-                Err(why) => {
-                    entry
-                        .outcomes
-                        .insert(url, (self.now, Outcome::Refused(why)));
-                }
+                Ok(domain) => usable.push((domain, url)),
+                Err(why) => refused.push((url, why)),
             }
         }
+        // Grouped by domain, domains by name, each domain's URLs in the order listed.
+        usable.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut attempt = Attempt {
+            into,
+            urls: Vec::with_capacity(usable.len()),
+            cursors: Vec::new(),
+        };
+        for (domain, url) in usable {
+            let i = u32::try_from(attempt.urls.len()).expect("URLs per identifier are capped");
+            match attempt.cursors.last_mut() {
+                Some(c) if self.throttle.name(c.domain) == domain => c.end = i + 1,
+                _ => attempt.cursors.push(Cursor {
+                    domain: self.throttle.hold(&domain),
+                    next: i,
+                    end: i + 1,
+                    in_flight: None,
+                    fetch_next: VecDeque::new(),
+                }),
+            }
+            attempt.urls.push(url);
+        }
+        let domains: Vec<DomainId> = attempt.cursors.iter().map(|c| c.domain).collect();
+        let now = self.now;
+        let entry = self.sync.entries.get_or_default(d);
+        entry.debounce_from = None;
+        // Outcomes of URLs the identifier no longer names are dropped.
+        entry
+            .outcomes
+            .retain(|o| attempt.urls.contains(&o.url) || refused.iter().any(|(u, _)| *u == o.url));
+        for (url, why) in refused {
+            record(&mut entry.outcomes, &url, now, Outcome::Refused(why));
+        }
+        entry.attempt = Some(attempt);
         self.counters.attempts += 1;
-        entry.attempt = Some(Attempt { into, cursors });
-        let domains: Vec<String> = entry
-            .attempt
-            .as_ref()
-            .map(|a| a.cursors.keys().cloned().collect())
-            .unwrap_or_default();
-        for domain in &domains {
+        for domain in domains {
             self.advance(d, domain);
         }
         self.finish_if_done(d);
@@ -220,7 +338,7 @@ impl Engine {
 
     /// Issues the next request of `d` on `domain` if it has one and the domain a slot;
     /// returns whether a request went out.
-    fn advance(&mut self, d: Ident, domain: &str) -> bool {
+    fn advance(&mut self, d: Ident, domain: DomainId) -> bool {
         let now = self.now;
         let missing = needs_in(&self.purgatory, &self.repos, &self.idents, &self.present, d);
         let Some(cursor) = self.sync.cursor_mut(d, domain) else {
@@ -230,7 +348,7 @@ impl Engine {
             return false;
         }
         if missing.is_empty() {
-            cursor.urls.clear();
+            cursor.next = cursor.end;
             cursor.fetch_next.clear();
         }
         let mut next = None;
@@ -241,72 +359,61 @@ impl Engine {
                 break;
             }
         }
-        let next = next.or_else(|| {
-            cursor
-                .urls
-                .front()
-                .cloned()
-                .map(|u| (u, RequestKind::ListRefs))
-        });
+        let next = next
+            .or_else(|| (cursor.next < cursor.end).then_some((cursor.next, RequestKind::ListRefs)));
         let Some((url, kind)) = next else {
             self.throttle.forget(domain, d);
             return false;
         };
         if !self.throttle.acquire(domain, d, now) {
             // Keep the fetch for when our turn comes.
-            if let (RequestKind::Fetch(oids), Some(c)) = (&kind, self.cursor_mut(d, domain)) {
-                c.fetch_next.push_front((url, oids.clone()));
+            if let RequestKind::Fetch(oids) = kind {
+                cursor.fetch_next.push_front((url, oids));
             }
             return false;
         }
-        let request = self.next_request();
-        let cursor = self
-            .cursor_mut(d, domain)
-            .expect("cursor exists: checked above");
         if matches!(kind, RequestKind::ListRefs) {
-            cursor.urls.pop_front();
+            cursor.next += 1;
         }
+        let request = self.next_request();
+        let attempt = self
+            .sync
+            .attempt_mut(d)
+            .expect("an attempt is running: checked above");
+        let cursor = attempt
+            .cursor_mut(domain)
+            .expect("cursor exists: checked above");
         cursor.in_flight = Some(request);
+        let url_text = attempt.urls[url as usize].clone();
+        let into = matches!(kind, RequestKind::Fetch(_)).then(|| attempt.into.clone());
         let info = RequestInfo {
             d,
-            domain: domain.to_owned(),
-            url: url.clone(),
+            domain,
+            url,
             kind: kind.clone(),
         };
         self.sync.requests.insert(request, info);
-        match kind {
-            RequestKind::ListRefs => self.emit(Effect::ListRefs {
+        let domain = self.throttle.name(domain).to_owned();
+        match (kind, into) {
+            (RequestKind::Fetch(oids), Some(into)) => self.emit(Effect::Fetch {
                 request,
-                url,
-                domain: domain.to_owned(),
+                url: url_text,
+                domain,
+                into,
+                oids,
             }),
-            RequestKind::Fetch(oids) => {
-                // Only a fetch names the repository it fills.
-                let into = self
-                    .sync
-                    .entries
-                    .get(&d)
-                    .and_then(|e| e.attempt.as_ref())
-                    .map(|a| a.into.clone())
-                    .expect("an attempt is running");
-                self.emit(Effect::Fetch {
-                    request,
-                    url,
-                    domain: domain.to_owned(),
-                    into,
-                    oids,
-                })
-            }
+            // Only a fetch names the repository it fills.
+            _ => self.emit(Effect::ListRefs {
+                request,
+                url: url_text,
+                domain,
+            }),
         }
         true
     }
 
-    fn cursor_mut(&mut self, d: Ident, domain: &str) -> Option<&mut Cursor> {
-        self.sync.cursor_mut(d, domain)
-    }
-
     /// Gives free slots of `domain` to the identifiers queued on it, in turn.
-    pub(crate) fn pump(&mut self, domain: &str) {
+    pub(crate) fn pump(&mut self, domain: DomainId) {
         let now = self.now;
         while let Some(d) = self.throttle.peek_ready(domain, now) {
             if !self.advance(d, domain) {
@@ -323,11 +430,7 @@ impl Engine {
             .entries
             .get(&d)
             .and_then(|e| e.attempt.as_ref())
-            .is_some_and(|a| {
-                a.cursors
-                    .values()
-                    .all(|c| c.in_flight.is_none() && c.urls.is_empty() && c.fetch_next.is_empty())
-            });
+            .is_some_and(|a| a.cursors.iter().all(Cursor::idle));
         if done {
             let satisfied = self.needs_of(d).is_empty();
             self.finish_attempt(d, satisfied);
@@ -336,14 +439,15 @@ impl Engine {
 
     /// Schedules the next attempt by backoff, or leaves the queue when nothing is needed.
     fn finish_attempt(&mut self, d: Ident, satisfied: bool) {
-        let key = d;
         let Some(entry) = self.sync.entries.get_mut(&d) else {
             return;
         };
-        entry.attempt = None;
+        for cursor in entry.attempt.take().into_iter().flat_map(|a| a.cursors) {
+            self.throttle.unhold(cursor.domain);
+        }
         if satisfied {
+            self.sync.cancel_timer(d);
             self.sync.entries.remove(&d);
-            self.sync.timers.cancel(&key);
             self.free_ident_if_idle(d);
             return;
         }
@@ -352,45 +456,42 @@ impl Engine {
         if let Some(k) = entry.kicked.take() {
             at = at.min(k.max(self.now));
         }
-        self.sync.timers.set(key, at);
+        self.sync.set_timer(d, at);
     }
 
     /// Drops the sync entry of `d` if no event of it needs objects and no request is out.
     /// Frees the identifier's handle if nothing else holds it.
     pub(crate) fn settle_sync(&mut self, d: Ident) {
         if self.needs_of(d).is_empty() && !self.sync.in_attempt(d) {
+            self.sync.cancel_timer(d);
             self.sync.entries.remove(&d);
-            self.sync.timers.cancel(&d);
         }
         self.free_ident_if_idle(d);
     }
 
     fn complete_request(&mut self, request: RequestId, outcome: Outcome) -> Option<RequestInfo> {
         let info = self.sync.requests.remove(&request)?;
-        self.throttle.release(&info.domain);
+        self.throttle.release(info.domain);
         let now = self.now;
-        // One lookup of the identifier for both its outcome and its cursor.
+        // One lookup of the identifier for both its cursor and its outcome.
         if let Some(e) = self.sync.entries.get_mut(&info.d) {
-            match e.outcomes.get_mut(&info.url) {
-                Some(slot) => *slot = (now, outcome),
-                None => {
-                    e.outcomes.insert(info.url.clone(), (now, outcome));
+            let attempt = e.attempt.as_mut();
+            if let Some(a) = attempt {
+                if let Some(c) = a
+                    .cursor_mut(info.domain)
+                    .filter(|c| c.in_flight == Some(request))
+                {
+                    c.in_flight = None;
+                    record(&mut e.outcomes, &a.urls[info.url as usize], now, outcome);
                 }
-            }
-            let cursor = e
-                .attempt
-                .as_mut()
-                .and_then(|a| a.cursors.get_mut(&info.domain));
-            if let Some(c) = cursor.filter(|c| c.in_flight == Some(request)) {
-                c.in_flight = None;
             }
         }
         Some(info)
     }
 
     fn after_request(&mut self, info: &RequestInfo) {
-        self.advance(info.d, &info.domain);
-        self.pump(&info.domain);
+        self.advance(info.d, info.domain);
+        self.pump(info.domain);
         self.finish_if_done(info.d);
     }
 
@@ -407,8 +508,8 @@ impl Engine {
         wanted.sort();
         wanted.dedup();
         if !wanted.is_empty() {
-            if let Some(c) = self.cursor_mut(info.d, &info.domain) {
-                c.fetch_next.push_back((info.url.clone(), wanted));
+            if let Some(c) = self.sync.cursor_mut(info.d, info.domain) {
+                c.fetch_next.push_back((info.url, wanted));
             }
         }
         self.after_request(&info);
@@ -422,12 +523,7 @@ impl Engine {
         self.counters.objects_fetched += present.len() as u64;
         self.counters.bytes_fetched += bytes;
         let into = match &info.kind {
-            RequestKind::Fetch(_) => self
-                .sync
-                .entries
-                .get(&info.d)
-                .and_then(|e| e.attempt.as_ref())
-                .map(|a| a.into.clone()),
+            RequestKind::Fetch(_) => self.sync.attempt_mut(info.d).map(|a| a.into.clone()),
             RequestKind::ListRefs => None,
         };
         if let Some(into) = into {
@@ -452,9 +548,9 @@ impl Engine {
         if let (FailureKind::NotOurRef, RequestKind::Fetch(oids)) = (&kind, &info.kind) {
             if oids.len() > 1 {
                 let (a, b) = oids.split_at(oids.len() / 2);
-                if let Some(c) = self.cursor_mut(info.d, &info.domain) {
-                    c.fetch_next.push_front((info.url.clone(), b.to_vec()));
-                    c.fetch_next.push_front((info.url.clone(), a.to_vec()));
+                if let Some(c) = self.sync.cursor_mut(info.d, info.domain) {
+                    c.fetch_next.push_front((info.url, b.to_vec()));
+                    c.fetch_next.push_front((info.url, a.to_vec()));
                 }
             }
         }

@@ -48,24 +48,11 @@ impl<K: Ord + Clone> Timers<K> {
         }
     }
 
-    /// Moves the deadline of `key` earlier only (or sets it if unset).
-    pub(crate) fn set_earlier(&mut self, key: K, at: Time) {
-        match self.by_key.get(&key) {
-            Some(old) if *old <= at => {}
-            _ => self.set(key, at),
-        }
-    }
-
     /// Removes the deadline of `key`.
     pub(crate) fn cancel(&mut self, key: &K) {
         if let Some(old) = self.by_key.remove(key) {
             self.by_time.remove(old, key.clone());
         }
-    }
-
-    /// The deadline of `key`.
-    pub(crate) fn get(&self, key: &K) -> Option<Time> {
-        self.by_key.get(key).copied()
     }
 
     /// The earliest deadline.
@@ -148,7 +135,6 @@ mod tests {
         t.set("a", Time::from_millis(10));
         t.set("b", Time::from_millis(5));
         t.set("a", Time::from_millis(1));
-        t.set_earlier("b", Time::from_millis(50));
         assert_eq!(t.next(), Some(Time::from_millis(1)));
         assert_eq!(t.pop_due(Time::from_millis(0)), None);
         assert_eq!(t.pop_due(Time::from_millis(5)), Some("a"));
