@@ -230,9 +230,9 @@ impl Engine {
                 next_attempt: e.next_at,
                 missing: self.needs(Some(d)).into_iter().collect(),
                 urls: e
-                    .outcomes
-                    .iter()
-                    .map(|o| (o.url.clone(), o.at, o.outcome.to_string()))
+                    .outcomes()
+                    .into_iter()
+                    .map(|(u, t, o)| (u.to_owned(), t, o.to_string()))
                     .collect(),
             })
             .collect();

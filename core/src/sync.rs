@@ -15,7 +15,7 @@ use crate::purgatory::Waiting;
 use crate::repo::RepoId;
 use crate::throttle::DomainId;
 use crate::time::Time;
-use crate::timers::DeadlineSet;
+use crate::timers::DeadlineHeap;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// The sync state of one identifier: kept in one slot of a dense table, with as few heap
@@ -33,8 +33,26 @@ pub(crate) struct SyncEntry {
     attempt: Option<Attempt>,
     /// A new event arrived during the attempt: the next one is due no later than this.
     kicked: Option<Time>,
-    /// The last outcome per URL the identifier names, sorted by URL, for operators.
-    pub(crate) outcomes: Vec<UrlOutcome>,
+    /// The last outcome per URL the identifier names, sorted by URL, for operators (as of
+    /// the last attempt's end; a running attempt keeps its own beside its URLs).
+    outcomes: Vec<UrlOutcome>,
+}
+
+impl SyncEntry {
+    /// The last outcome per URL, sorted by URL, the running attempt's included.
+    pub(crate) fn outcomes(&self) -> Vec<(&str, Time, &Outcome)> {
+        let mut out: BTreeMap<&str, (Time, &Outcome)> = self
+            .outcomes
+            .iter()
+            .map(|o| (o.url.as_str(), (o.at, &o.outcome)))
+            .collect();
+        for u in self.attempt.iter().flat_map(|a| &a.urls) {
+            if let Some((at, outcome)) = &u.last {
+                out.insert(&u.url, (*at, outcome));
+            }
+        }
+        out.into_iter().map(|(u, (t, o))| (u, t, o)).collect()
+    }
 }
 
 /// What the last request to a clone URL came to.
@@ -68,7 +86,7 @@ struct Attempt {
     into: RepoId,
     /// The usable clone URLs, grouped by domain (domains by name, URLs as listed); cursors
     /// and requests name them by index.
-    urls: Vec<String>,
+    urls: Vec<AttemptUrl>,
     /// One per domain, by domain name.
     cursors: Vec<Cursor>,
 }
@@ -77,6 +95,15 @@ impl Attempt {
     fn cursor_mut(&mut self, domain: DomainId) -> Option<&mut Cursor> {
         self.cursors.iter_mut().find(|c| c.domain == domain)
     }
+}
+
+/// A clone URL of an attempt and the outcome of its last request in it: recorded here, by
+/// index, and folded into the entry's outcomes when the attempt ends (a URL-keyed search
+/// per result compared cold strings).
+#[derive(Debug)]
+struct AttemptUrl {
+    url: String,
+    last: Option<(Time, Outcome)>,
 }
 
 /// One domain's progress within an attempt: at most one request in flight.
@@ -123,7 +150,14 @@ pub(crate) struct SyncQueue {
     /// other timers so that this index holds only identifiers (not every purgatory entry);
     /// attempts due at the same time start after every other timer of that time, in
     /// handle order.
-    due: DeadlineSet<Ident>,
+    due: DeadlineHeap<Ident>,
+    /// Entries with a next attempt armed.
+    armed: usize,
+}
+
+/// Whether the deadline `(at, d)` of the sync heap is still armed.
+fn armed_at(entries: &IdentMap<SyncEntry>, at: Time, d: Ident) -> bool {
+    entries.get(&d).is_some_and(|e| e.next_at == Some(at))
 }
 
 impl SyncQueue {
@@ -146,14 +180,13 @@ impl SyncQueue {
             return;
         };
         match e.next_at.replace(at) {
-            Some(old) if old == at => {}
-            old => {
-                if let Some(old) = old {
-                    self.due.remove(old, d);
-                }
-                self.due.insert(at, d);
-            }
+            Some(old) if old == at => return,
+            Some(_) => {}
+            None => self.armed += 1,
         }
+        let entries = &self.entries;
+        self.due
+            .push(at, d, self.armed, |t, k| armed_at(entries, t, k));
     }
 
     /// Moves the next attempt of `d` earlier only (or sets it if unset).
@@ -165,8 +198,15 @@ impl SyncQueue {
     }
 
     fn cancel_timer(&mut self, d: Ident) {
-        if let Some(old) = self.entries.get_mut(&d).and_then(|e| e.next_at.take()) {
-            self.due.remove(old, d);
+        if self
+            .entries
+            .get_mut(&d)
+            .and_then(|e| e.next_at.take())
+            .is_some()
+        {
+            self.armed -= 1;
+            let entries = &self.entries;
+            self.due.settle(|t, k| armed_at(entries, t, k));
         }
     }
 
@@ -179,8 +219,12 @@ impl SyncQueue {
     pub(crate) fn pop_due(&mut self, now: Time) -> Option<Ident> {
         let d = self.due.pop_due(now)?;
         if let Some(e) = self.entries.get_mut(&d) {
-            e.next_at = None;
+            if e.next_at.take().is_some() {
+                self.armed -= 1;
+            }
         }
+        let entries = &self.entries;
+        self.due.settle(|t, k| armed_at(entries, t, k));
         Some(d)
     }
 }
@@ -278,16 +322,16 @@ impl Engine {
                     fetch_next: VecDeque::new(),
                 }),
             }
-            attempt.urls.push(url);
+            attempt.urls.push(AttemptUrl { url, last: None });
         }
         let domains: Vec<DomainId> = attempt.cursors.iter().map(|c| c.domain).collect();
         let now = self.now;
         let entry = self.sync.entries.get_or_default(d);
         entry.debounce_from = None;
         // Outcomes of URLs the identifier no longer names are dropped.
-        entry
-            .outcomes
-            .retain(|o| attempt.urls.contains(&o.url) || refused.iter().any(|(u, _)| *u == o.url));
+        entry.outcomes.retain(|o| {
+            attempt.urls.iter().any(|u| u.url == o.url) || refused.iter().any(|(u, _)| *u == o.url)
+        });
         for (url, why) in refused {
             record(&mut entry.outcomes, &url, now, Outcome::Refused(why));
         }
@@ -384,7 +428,7 @@ impl Engine {
             .cursor_mut(domain)
             .expect("cursor exists: checked above");
         cursor.in_flight = Some(request);
-        let url_text = attempt.urls[url as usize].clone();
+        let url_text = attempt.urls[url as usize].url.clone();
         let into = matches!(kind, RequestKind::Fetch(_)).then(|| attempt.into.clone());
         let info = RequestInfo {
             d,
@@ -442,8 +486,15 @@ impl Engine {
         let Some(entry) = self.sync.entries.get_mut(&d) else {
             return;
         };
-        for cursor in entry.attempt.take().into_iter().flat_map(|a| a.cursors) {
-            self.throttle.unhold(cursor.domain);
+        if let Some(attempt) = entry.attempt.take() {
+            for cursor in attempt.cursors {
+                self.throttle.unhold(cursor.domain);
+            }
+            for u in attempt.urls {
+                if let Some((at, outcome)) = u.last {
+                    record(&mut entry.outcomes, &u.url, at, outcome);
+                }
+            }
         }
         if satisfied {
             self.sync.cancel_timer(d);
@@ -482,7 +533,9 @@ impl Engine {
                     .filter(|c| c.in_flight == Some(request))
                 {
                     c.in_flight = None;
-                    record(&mut e.outcomes, &a.urls[info.url as usize], now, outcome);
+                    if let Some(u) = a.urls.get_mut(info.url as usize) {
+                        u.last = Some((now, outcome));
+                    }
                 }
             }
         }

@@ -6,8 +6,9 @@
 //! only the index: [`DeadlineSet`].
 
 use crate::time::Time;
+use std::cmp::Reverse;
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 /// Keyed deadlines.
 #[derive(Debug)]
@@ -125,6 +126,65 @@ impl<K: Ord> DeadlineSet<K> {
     }
 }
 
+/// Deadlines whose owners keep their times, as a binary heap with lazy removal: moving or
+/// cancelling a deadline only changes the owner's record, and the heap skips entries that
+/// no longer match it (`valid`). A new deadline is usually later than most armed ones
+/// (now + a backoff), so a push sifts up a level or two near the end of one vector — a
+/// B-tree set paid a remove and an insert, each a descent through cold nodes, on every
+/// move (most of the sync queue's timer cost at 10k identifiers). Stale entries are
+/// dropped when they outnumber the live ones, so the heap stays within twice the armed
+/// keys. Ties pop in key order, as from an ordered set.
+#[derive(Debug)]
+pub(crate) struct DeadlineHeap<K: Ord + Copy> {
+    heap: BinaryHeap<Reverse<(Time, K)>>,
+}
+
+impl<K: Ord + Copy> Default for DeadlineHeap<K> {
+    fn default() -> Self {
+        DeadlineHeap {
+            heap: BinaryHeap::new(),
+        }
+    }
+}
+
+impl<K: Ord + Copy> DeadlineHeap<K> {
+    /// Arms `key` at `at` (the owner records `at`; earlier arms of `key` turn stale).
+    /// `armed` is how many keys are armed after this, `valid` whether `(at, key)` is still
+    /// armed.
+    pub(crate) fn push(&mut self, at: Time, key: K, armed: usize, valid: impl Fn(Time, K) -> bool) {
+        self.heap.push(Reverse((at, key)));
+        if self.heap.len() > 2 * armed + 64 {
+            self.heap.retain(|Reverse((t, k))| valid(*t, *k));
+        }
+        self.settle(valid);
+    }
+
+    /// Drops stale entries from the top, so that [`DeadlineHeap::next`] is true; call
+    /// after disarming a key.
+    pub(crate) fn settle(&mut self, valid: impl Fn(Time, K) -> bool) {
+        while let Some(Reverse((t, k))) = self.heap.peek() {
+            if valid(*t, *k) {
+                return;
+            }
+            self.heap.pop();
+        }
+    }
+
+    /// The earliest deadline (true after every change was settled).
+    pub(crate) fn next(&self) -> Option<Time> {
+        self.heap.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Removes and returns the earliest key due at `now`, if any; the owner disarms it and
+    /// then settles.
+    pub(crate) fn pop_due(&mut self, now: Time) -> Option<K> {
+        match self.heap.peek() {
+            Some(Reverse((t, _))) if *t <= now => self.heap.pop().map(|Reverse((_, k))| k),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +215,44 @@ mod tests {
         assert_eq!(s.pop_due(Time::from_millis(5)), Some("a"));
         assert_eq!(s.pop_due(Time::from_millis(5)), Some("b"));
         assert_eq!((s.next(), s.pop_due(Time::from_millis(99))), (None, None));
+    }
+
+    #[test]
+    fn deadline_heap_skips_moved_and_cancelled_keys() {
+        use std::cell::RefCell;
+        let at = |ms| Time::from_millis(ms);
+        // The owner's records: key -> deadline.
+        let armed: RefCell<BTreeMap<&str, Time>> = RefCell::default();
+        let valid = |t: Time, k: &str| armed.borrow().get(k) == Some(&t);
+        let mut h = DeadlineHeap::default();
+        let arm = |h: &mut DeadlineHeap<&str>, k, t| {
+            armed.borrow_mut().insert(k, t);
+            let n = armed.borrow().len();
+            h.push(t, k, n, valid);
+        };
+        arm(&mut h, "a", at(10));
+        arm(&mut h, "b", at(5));
+        arm(&mut h, "a", at(1));
+        arm(&mut h, "c", at(5));
+        armed.borrow_mut().remove("a");
+        h.settle(valid);
+        assert_eq!(h.next(), Some(at(5)), "a's deadlines are stale");
+        assert_eq!(h.pop_due(at(4)), None);
+        assert_eq!(h.pop_due(at(5)), Some("b"), "ties in key order");
+        armed.borrow_mut().remove("b");
+        h.settle(valid);
+        assert_eq!(h.pop_due(at(5)), Some("c"));
+        armed.borrow_mut().remove("c");
+        h.settle(valid);
+        assert_eq!(h.next(), None, "a's stale deadline at 10 was dropped too");
+        // Moving one key back and forth many times keeps the heap bounded.
+        for i in 0..1000 {
+            arm(&mut h, "x", at(100 + i % 7));
+        }
+        assert!(
+            h.heap.len() <= 2 + 64,
+            "{} entries for one armed key",
+            h.heap.len()
+        );
     }
 }

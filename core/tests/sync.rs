@@ -498,3 +498,34 @@ fn not_our_ref_for_some_ids_does_not_block_the_others() {
     );
     assert!(h.engine.is_waiting(&s2.id));
 }
+
+#[test]
+fn sync_view_shows_each_urls_last_outcome() {
+    let mut h = Harness::new();
+    let owner = key(1);
+    announced(&mut h, &owner, "r", &[A, B], &[]);
+    h.send_from(&main_state(&owner, "r", 11, oid(1)), Origin::Sync);
+    h.advance(ms(500));
+    let last = |h: &Harness, url: &str| {
+        let view = h.engine.sync_view();
+        view[0]
+            .urls
+            .iter()
+            .find(|(u, _, _)| u == url)
+            .map(|(_, _, o)| o.clone())
+    };
+    assert_eq!(last(&h, A), None, "nothing is known before an answer");
+    h.fail(A, FailureKind::Timeout);
+    assert!(
+        last(&h, A).is_some_and(|o| o.starts_with("failed (Timeout)")),
+        "visible while the attempt still waits for B: {:?}",
+        h.engine.sync_view()
+    );
+    h.answer_list(B, &[("refs/heads/other", oid(7))]);
+    assert_eq!(last(&h, B).as_deref(), Some("advertised 1 refs"));
+    assert!(
+        last(&h, A).is_some_and(|o| o.starts_with("failed (Timeout)")),
+        "and kept after the attempt ended: {:?}",
+        h.engine.sync_view()
+    );
+}
