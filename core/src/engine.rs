@@ -87,21 +87,22 @@ impl Engine {
     /// A fresh engine. Feed it the stored events and journal records
     /// ([`Input::Stored`], [`Input::Restore`]) and then [`Input::Hydrated`] before live input.
     pub fn new(config: Config) -> Self {
+        let keys = Keyed::new(config.hash_seed);
         let throttle = Throttle::new(
             config.domain_concurrency,
             config.domain_rate,
             config.domain_window,
+            keys,
         );
-        let keys = Keyed::new(config.hash_seed);
         Engine {
             authority: config.authority(),
             config,
             now: Time::ZERO,
             effects: VecDeque::new(),
-            repos: RepoIndex::default(),
+            repos: RepoIndex::new(keys),
             related: Related::new(keys),
             purgatory: Purgatory::default(),
-            idents: Idents::default(),
+            idents: Idents::new(keys),
             timers: Timers::default(),
             sync: SyncQueue::default(),
             throttle,

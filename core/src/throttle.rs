@@ -13,6 +13,7 @@
 //! domains cannot grow the table.
 
 use crate::ident::{Ident, IdentMap, Idents};
+use crate::keyed::Keyed;
 use crate::time::Time;
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
@@ -67,9 +68,9 @@ pub(crate) struct Throttle {
 }
 
 impl Throttle {
-    pub(crate) fn new(concurrency: u32, rate: u32, window: Duration) -> Self {
+    pub(crate) fn new(concurrency: u32, rate: u32, window: Duration, keys: Keyed) -> Self {
         Throttle {
-            names: Idents::default(),
+            names: Idents::new(keys),
             domains: IdentMap::default(),
             concurrency: concurrency.max(1),
             rate: rate.max(1),
@@ -244,14 +245,14 @@ mod tests {
 
     /// Handles for the names the tests use.
     fn ids() -> (Ident, Ident, Ident, Ident) {
-        let mut t = crate::ident::Idents::default();
+        let mut t = crate::ident::Idents::new(Keyed::new(1));
         (t.intern("x"), t.intern("y"), t.intern("z"), t.intern("w"))
     }
 
     #[test]
     fn concurrency_then_round_robin() {
         let (x, y, z, w) = ids();
-        let mut th = Throttle::new(2, 100, Duration::from_secs(60));
+        let mut th = Throttle::new(2, 100, Duration::from_secs(60), Keyed::new(1));
         let a = th.hold("a");
         assert!(th.acquire(a, x, t(0)));
         assert!(th.acquire(a, y, t(0)));
@@ -270,7 +271,7 @@ mod tests {
     #[test]
     fn sliding_window_limits_and_wakes() {
         let (x, ..) = ids();
-        let mut th = Throttle::new(10, 2, Duration::from_secs(60));
+        let mut th = Throttle::new(10, 2, Duration::from_secs(60), Keyed::new(1));
         let (a, b) = (th.hold("a"), th.hold("b"));
         assert!(th.acquire(a, x, t(0)));
         th.release(a);
@@ -287,7 +288,7 @@ mod tests {
     #[test]
     fn idle_domains_are_freed_only_when_nothing_holds_them() {
         let (x, ..) = ids();
-        let mut th = Throttle::new(10, 2, Duration::from_secs(60));
+        let mut th = Throttle::new(10, 2, Duration::from_secs(60), Keyed::new(1));
         let a = th.hold("a");
         th.gc(t(0));
         assert_eq!(th.len(), 1, "held by an attempt");
