@@ -14,7 +14,7 @@ use crate::purgatory::Purgatory;
 use crate::related::Related;
 use crate::repo::RepoId;
 use crate::repo_index::RepoIndex;
-use crate::sync::SyncQueue;
+use crate::sync_queue::SyncQueue;
 use crate::throttle::Throttle;
 use crate::time::Time;
 use crate::timers::Timers;

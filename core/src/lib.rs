@@ -71,6 +71,7 @@ mod release;
 mod repo;
 mod repo_index;
 mod sync;
+mod sync_queue;
 mod throttle;
 mod time;
 mod timers;

@@ -230,7 +230,7 @@ impl Engine {
                 next_attempt: e.next_at,
                 missing: self.needs(Some(d)).into_iter().collect(),
                 urls: e
-                    .outcomes()
+                    .last_outcomes()
                     .into_iter()
                     .map(|(u, t, o)| (u.to_owned(), t, o.to_string()))
                     .collect(),

@@ -1,0 +1,224 @@
+//! The sync queue's state: per identifier, its backoff, next attempt and the attempt in
+//! progress (cursors per domain, URLs, outcomes), and the requests in flight. The logic
+//! that drives it is in [`crate::sync`].
+
+use crate::effect::RequestId;
+use crate::ident::{Ident, IdentMap};
+use crate::oid::Oid;
+use crate::outcome::Outcome;
+use crate::repo::RepoId;
+use crate::throttle::DomainId;
+use crate::time::Time;
+use crate::timers::DeadlineHeap;
+use std::collections::{BTreeMap, VecDeque};
+
+/// The sync state of one identifier: kept in one slot of a dense table, with as few heap
+/// objects as it can (a sync result touches the states of two identifiers at random, and
+/// at 100k waiting entries each heap object is a cache miss — docs/performance.md).
+#[derive(Debug, Default)]
+pub(crate) struct SyncEntry {
+    /// Attempts since the last reset (a new event resets it).
+    pub(crate) attempts: u32,
+    /// When the next attempt starts (also indexed in [`SyncQueue`]'s deadline set).
+    pub(crate) next_at: Option<Time>,
+    /// Start of a relay-sync debounce window, while the first hunt is pending.
+    pub(crate) debounce_from: Option<Time>,
+    /// The attempt in progress.
+    pub(crate) attempt: Option<Attempt>,
+    /// A new event arrived during the attempt: the next one is due no later than this.
+    pub(crate) kicked: Option<Time>,
+    /// The last outcome per URL the identifier names, sorted by URL, for operators (as of
+    /// the last attempt's end; a running attempt keeps its own beside its URLs).
+    pub(crate) outcomes: Vec<UrlOutcome>,
+}
+
+impl SyncEntry {
+    /// The last outcome per URL, sorted by URL, the running attempt's included.
+    pub(crate) fn last_outcomes(&self) -> Vec<(&str, Time, &Outcome)> {
+        let mut out: BTreeMap<&str, (Time, &Outcome)> = self
+            .outcomes
+            .iter()
+            .map(|o| (o.url.as_str(), (o.at, &o.outcome)))
+            .collect();
+        for u in self.attempt.iter().flat_map(|a| &a.urls) {
+            if let Some((at, outcome)) = &u.last {
+                out.insert(&u.url, (*at, outcome));
+            }
+        }
+        out.into_iter().map(|(u, (t, o))| (u, t, o)).collect()
+    }
+}
+
+/// What the last request to a clone URL came to.
+#[derive(Debug)]
+pub(crate) struct UrlOutcome {
+    pub(crate) url: String,
+    pub(crate) at: Time,
+    pub(crate) outcome: Outcome,
+}
+
+/// Records `outcome` as the last of `url`.
+pub(crate) fn record(outcomes: &mut Vec<UrlOutcome>, url: &str, at: Time, outcome: Outcome) {
+    match outcomes.binary_search_by(|o| o.url.as_str().cmp(url)) {
+        Ok(i) => {
+            outcomes[i].at = at;
+            outcomes[i].outcome = outcome;
+        }
+        Err(i) => outcomes.insert(
+            i,
+            UrlOutcome {
+                url: url.to_owned(),
+                at,
+                outcome,
+            },
+        ),
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    pub(crate) into: RepoId,
+    /// The usable clone URLs, grouped by domain (domains by name, URLs as listed); cursors
+    /// and requests name them by index.
+    pub(crate) urls: Vec<AttemptUrl>,
+    /// One per domain, by domain name.
+    pub(crate) cursors: Vec<Cursor>,
+}
+
+impl Attempt {
+    pub(crate) fn cursor_mut(&mut self, domain: DomainId) -> Option<&mut Cursor> {
+        self.cursors.iter_mut().find(|c| c.domain == domain)
+    }
+}
+
+/// A clone URL of an attempt and the outcome of its last request in it: recorded here, by
+/// index, and folded into the entry's outcomes when the attempt ends (a URL-keyed search
+/// per result compared cold strings).
+#[derive(Debug)]
+pub(crate) struct AttemptUrl {
+    pub(crate) url: String,
+    pub(crate) last: Option<(Time, Outcome)>,
+}
+
+/// One domain's progress within an attempt: at most one request in flight.
+#[derive(Debug)]
+pub(crate) struct Cursor {
+    pub(crate) domain: DomainId,
+    /// The URLs still to ask for their refs: `urls[next..end]` of the attempt.
+    pub(crate) next: u32,
+    pub(crate) end: u32,
+    pub(crate) in_flight: Option<RequestId>,
+    /// Fetches to make next on this domain: what a listed server (by URL index)
+    /// advertises, split in halves when a server refuses part of a multi-object fetch.
+    pub(crate) fetch_next: VecDeque<(u32, Vec<Oid>)>,
+}
+
+impl Cursor {
+    pub(crate) fn idle(&self) -> bool {
+        self.in_flight.is_none() && self.next >= self.end && self.fetch_next.is_empty()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum RequestKind {
+    ListRefs,
+    Fetch(Vec<Oid>),
+}
+
+/// A request in flight.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestInfo {
+    pub(crate) d: Ident,
+    pub(crate) domain: DomainId,
+    /// Index of its URL in the attempt's list.
+    pub(crate) url: u32,
+    pub(crate) kind: RequestKind,
+}
+
+/// Every identifier's sync state and the requests in flight.
+#[derive(Debug, Default)]
+pub(crate) struct SyncQueue {
+    pub(crate) entries: IdentMap<SyncEntry>,
+    pub(crate) requests: BTreeMap<RequestId, RequestInfo>,
+    /// Each identifier's next attempt (times kept in the entries). Apart from the engine's
+    /// other timers so that this index holds only identifiers (not every purgatory entry);
+    /// attempts due at the same time start after every other timer of that time, in
+    /// handle order.
+    pub(crate) due: DeadlineHeap<Ident>,
+    /// Entries with a next attempt armed.
+    pub(crate) armed: usize,
+}
+
+/// Whether the deadline `(at, d)` of the sync heap is still armed.
+fn armed_at(entries: &IdentMap<SyncEntry>, at: Time, d: Ident) -> bool {
+    entries.get(&d).is_some_and(|e| e.next_at == Some(at))
+}
+
+impl SyncQueue {
+    pub(crate) fn attempt_mut(&mut self, d: Ident) -> Option<&mut Attempt> {
+        self.entries.get_mut(&d)?.attempt.as_mut()
+    }
+
+    pub(crate) fn cursor_mut(&mut self, d: Ident, domain: DomainId) -> Option<&mut Cursor> {
+        self.attempt_mut(d)?.cursor_mut(domain)
+    }
+
+    /// Whether an attempt for `d` is running.
+    pub(crate) fn in_attempt(&self, d: Ident) -> bool {
+        self.entries.get(&d).is_some_and(|e| e.attempt.is_some())
+    }
+
+    /// Sets (or moves) the next attempt of `d`, whose entry exists.
+    pub(crate) fn set_timer(&mut self, d: Ident, at: Time) {
+        let Some(e) = self.entries.get_mut(&d) else {
+            return;
+        };
+        match e.next_at.replace(at) {
+            Some(old) if old == at => return,
+            Some(_) => {}
+            None => self.armed += 1,
+        }
+        let entries = &self.entries;
+        self.due
+            .push(at, d, self.armed, |t, k| armed_at(entries, t, k));
+    }
+
+    /// Moves the next attempt of `d` earlier only (or sets it if unset).
+    pub(crate) fn set_timer_earlier(&mut self, d: Ident, at: Time) {
+        let current = self.entries.get(&d).and_then(|e| e.next_at);
+        if current.is_none_or(|c| at < c) {
+            self.set_timer(d, at);
+        }
+    }
+
+    pub(crate) fn cancel_timer(&mut self, d: Ident) {
+        if self
+            .entries
+            .get_mut(&d)
+            .and_then(|e| e.next_at.take())
+            .is_some()
+        {
+            self.armed -= 1;
+            let entries = &self.entries;
+            self.due.settle(|t, k| armed_at(entries, t, k));
+        }
+    }
+
+    /// The earliest next attempt.
+    pub(crate) fn next_timer(&self) -> Option<Time> {
+        self.due.next()
+    }
+
+    /// The identifier whose attempt is due at `now`, if any (its timer disarmed).
+    pub(crate) fn pop_due(&mut self, now: Time) -> Option<Ident> {
+        let d = self.due.pop_due(now)?;
+        if let Some(e) = self.entries.get_mut(&d) {
+            if e.next_at.take().is_some() {
+                self.armed -= 1;
+            }
+        }
+        let entries = &self.entries;
+        self.due.settle(|t, k| armed_at(entries, t, k));
+        Some(d)
+    }
+}
