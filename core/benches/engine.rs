@@ -1,207 +1,26 @@
-//! Engine throughput and memory with 1k, 10k and 100k purgatory entries.
+//! Engine throughput with 1k, 10k and 100k purgatory entries (memory: `engine_memory`).
 //!
 //! A bench binary rather than criterion: each phase mutates a large engine whose state
 //! cannot be rebuilt per iteration, so we time whole phases of many inputs and report
-//! inputs per second, plus resident memory per purgatory entry (Linux `/proc`).
+//! inputs per second.
 //! Run: `cargo bench -p grasp-core --bench engine` (`-- --quick` for 1k and 10k only).
 //! (A benchmark measures wall time; the clock ban is for the engine itself.)
 #![allow(clippy::disallowed_methods)]
 
 use grasp_core::nostr::prelude::*;
-use grasp_core::{
-    Config, Effect, Engine, Input, JournalRecord, PURGATORY_MESSAGE, ReplyToken, Time,
-    VerifiedEvent,
-};
+use grasp_core::{Effect, Input, PURGATORY_MESSAGE};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{fake, keys, oid, sv};
+#[path = "support/world.rs"]
+mod world;
+use support::{fake, oid, sv};
+use world::{ENTRY_LIFETIME, World, author_of, world};
 
-const OUR: &str = "http://grasp.test";
-
-struct World {
-    engine: Engine,
-    owners: Vec<Keys>,
-    authors: Vec<Keys>,
-    now: Time,
-    start: Time,
-    ids: u64,
-}
-
-/// Identifiers hosted by each remote server of the world (ten times a domain's
-/// concurrency of 5, so most wait in its queue).
-const IDENTS_PER_REMOTE: usize = 50;
-
-/// The events of a world of `n` waiting states over `n / 10` identifiers: one
-/// announcement per identifier (serving it here, one remote) and the states.
-struct Fixture {
-    owners: Vec<Keys>,
-    authors: Vec<Keys>,
-    announcements: Vec<Event>,
-    states: Vec<Event>,
-    ids: u64,
-}
-
-fn fixture(n: usize) -> Fixture {
-    let owners: Vec<Keys> = (0..8).map(keys).collect();
-    let authors = state_authors(n);
-    let idents = (n / 10).max(1);
-    // Every remote hosts the same number of identifiers at every size, so that the
-    // per-domain shape is constant and only the totals grow (with 20 remotes at 1k, no
-    // identifier ever queued and a failure did less work than at 10k and 100k).
-    let remotes = (idents / IDENTS_PER_REMOTE).max(1);
-    let mut ids = 0;
-    let mut announcements = Vec::with_capacity(idents);
-    for i in 0..idents {
-        let owner = &owners[i % owners.len()];
-        let npub = grasp_core::npub(&owner.public_key());
-        let d = format!("repo{i}");
-        ids += 1;
-        announcements.push(fake(
-            owner.public_key(),
-            Kind::GitRepoAnnouncement,
-            10,
-            vec![
-                sv(&["d", &d]),
-                vec![
-                    "clone".into(),
-                    format!("{OUR}/{npub}/{d}.git"),
-                    format!("https://remote{}.example/{d}.git", i % remotes),
-                ],
-                sv(&["relays", "ws://grasp.test"]),
-                vec!["maintainers".into()]
-                    .into_iter()
-                    .chain(owners.iter().map(|k| k.public_key().to_hex()))
-                    .chain((0..10).map(|k| authors[(i + k) % authors.len()].public_key().to_hex()))
-                    .collect(),
-            ],
-            ids,
-        ));
-    }
-    let states = states(&authors, n, ids);
-    ids += n as u64;
-    Fixture {
-        owners,
-        authors,
-        announcements,
-        states,
-        ids,
-    }
-}
-
-/// Who publishes the states of a world of `n`: enough authors that none reaches the
-/// per-author purgatory cap (1000) — 500 entries each at most, 10 at least (each
-/// identifier's 10 states come from 10 different maintainers, listed in its announcement).
-fn state_authors(n: usize) -> Vec<Keys> {
-    (0..(n / 500).max(10) as u64)
-        .map(|k| keys(100 + k))
-        .collect()
-}
-
-/// The author of the `k`-th state (0..10) of identifier `i`.
-fn author_of(authors: &[Keys], i: usize, k: usize) -> &Keys {
-    &authors[(i + k % 10) % authors.len()]
-}
-
-/// The `n` waiting states of a world; `ids` is the last event number used before them.
-fn states(authors: &[Keys], n: usize, ids: u64) -> Vec<Event> {
-    let idents = (n / 10).max(1);
-    (0..n)
-        .map(|j| {
-            let i = j % idents;
-            let author = author_of(authors, i, j / idents);
-            fake(
-                author.public_key(),
-                Kind::RepoState,
-                20 + j as u64,
-                vec![
-                    sv(&["d", &format!("repo{i}")]),
-                    vec!["refs/heads/main".into(), oid(j as u64 + 1).to_string()],
-                ],
-                ids + 1 + j as u64,
-            )
-        })
-        .collect()
-}
-
-/// Restored purgatory entries expire this long after the world's start.
-const ENTRY_LIFETIME: Duration = Duration::from_secs(1800);
-
-/// An engine with `n` waiting states over `n / 10` identifiers (each announced, served,
-/// with one remote), restored from journal records.
-fn world(n: usize) -> World {
-    world_from(fixture(n))
-}
-
-fn world_from(f: Fixture) -> World {
-    let mut engine = Engine::new(Config::new(OUR.parse().unwrap()));
-    let now = Time::from_millis(10_000_000);
-    for ann in f.announcements {
-        engine.handle_input(now, Input::Stored(VerifiedEvent::assume_verified(ann)));
-    }
-    for st in f.states {
-        let record = JournalRecord::Waiting {
-            event: st,
-            origin: grasp_core::Origin::Sync,
-            arrived: now,
-            deadline: now.plus(ENTRY_LIFETIME),
-            forget_at: None,
-        };
-        engine.handle_input(now, Input::Restore(record));
-    }
-    engine.handle_input(now, Input::Hydrated);
-    let mut w = World {
-        engine,
-        owners: f.owners,
-        authors: f.authors,
-        now,
-        start: now,
-        ids: f.ids,
-    };
-    w.drain();
-    w
-}
-
-impl World {
-    /// Gives event `e` to the engine as a client's `i`-th (effects are left to drain).
-    fn give(&mut self, i: usize, e: Event) {
-        let input = Input::Event {
-            token: ReplyToken(i as u64),
-            event: VerifiedEvent::assume_verified(e),
-            origin: grasp_core::Origin::Client,
-            received_at: Timestamp::from_secs(2_000_000_000),
-        };
-        self.engine.handle_input(self.now, input);
-    }
-
-    /// Drains effects, answering object checks with "not found"; returns the count.
-    fn drain(&mut self) -> usize {
-        let mut n = 0;
-        while let Some(e) = self.engine.poll_effect() {
-            n += 1;
-            if let Effect::CheckObjects { check, .. } = e {
-                self.engine.handle_input(
-                    self.now,
-                    Input::ObjectsChecked {
-                        check,
-                        found: vec![],
-                    },
-                );
-            }
-        }
-        n
-    }
-}
-
-fn rss_kib() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
+/// graspd's allocator (see `runtime-tokio/src/main.rs`): the engine is timed as it runs.
+/// Its memory is counted by the `engine_memory` bench, on a counting allocator.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn rate(count: usize, t: Duration) -> String {
     format!(
@@ -209,59 +28,6 @@ fn rate(count: usize, t: Duration) -> String {
         count as f64 / t.as_secs_f64(),
         t.as_secs_f64() * 1e6 / count as f64
     )
-}
-
-/// Counts the bytes the program has asked for and not yet freed, so the engine's own
-/// memory can be told apart from the allocator's slack (reported separately as RSS).
-#[global_allocator]
-static ALLOC: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
-
-/// Bytes asked for and not freed. stats_alloc already adds a `realloc`'s growth to
-/// `bytes_allocated` (and its shrinking to `bytes_deallocated`); `bytes_reallocated` is the
-/// same delta again, so adding it counted every grown-then-kept buffer (each event's JSON,
-/// serialized into a growing `Vec`) twice.
-fn live_bytes() -> isize {
-    let s = ALLOC.stats();
-    s.bytes_allocated as isize - s.bytes_deallocated as isize
-}
-
-/// Engine memory per purgatory entry, measured in a fresh process (so no earlier phase's
-/// freed memory is reused). Two figures: the bytes the engine holds (counted by the
-/// allocator above) for its `n` waiting states beyond the same engine with none, minus
-/// the events' JSON (the part the target excludes); and the resident growth per entry
-/// (allocator slack included) beyond that JSON.
-fn memory(n: usize) {
-    // (bytes held, KiB resident) grown while `f` runs.
-    fn grown<T>(f: impl FnOnce() -> T) -> (T, isize, isize) {
-        let (b, r) = (live_bytes(), rss_kib().unwrap_or(0) as isize);
-        let out = f();
-        let (b2, r2) = (live_bytes(), rss_kib().unwrap_or(0) as isize);
-        (out, b2 - b, (r2 - r) * 1024)
-    }
-    let (f, fixture_bytes, fixture_rss) = grown(|| fixture(n));
-    let json: usize = f.states.iter().map(|e| e.as_json().len()).sum();
-    let (empty, empty_bytes, empty_rss) = grown(|| Fixture {
-        owners: f.owners.clone(),
-        authors: f.authors.clone(),
-        announcements: f.announcements.clone(),
-        states: Vec::new(),
-        ids: f.ids,
-    });
-    // `world_from` consumes its fixture (the engine keeps what it needs), so what a world
-    // holds is what grew plus the fixture it freed.
-    let (base, base_bytes, base_rss) = grown(|| world_from(empty));
-    let (w, world_bytes, world_rss) = grown(|| world_from(f));
-    let held = (world_bytes + fixture_bytes) - (base_bytes + empty_bytes);
-    let resident = (world_rss + fixture_rss) - (base_rss + empty_rss);
-    let per = |bytes: isize| (bytes as f64 - json as f64) / n as f64;
-    println!(
-        "memory       {:>8.0} bytes/entry held by the engine excluding the event JSON \
-         ({:.0} resident; JSON {:.0} B/event)",
-        per(held),
-        per(resident),
-        json as f64 / n as f64
-    );
-    drop((base, w));
 }
 
 /// Fetch failures, each freeing a throttle slot that the next queued identifier takes
@@ -429,9 +195,6 @@ fn judge(w: &mut World, events: Vec<Event>) -> usize {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--memory") {
-        return memory(args[i + 1].parse().expect("--memory <entries>"));
-    }
     // One phase alone, for profilers: `--fetch-failures <entries> [count]`, `--verdicts <entries>`, `--states <entries>`.
     if let Some(i) = args.iter().position(|a| a == "--states") {
         let n: usize = args[i + 1].parse().expect("--states <entries>");
@@ -463,12 +226,6 @@ fn main() {
     println!("grasp-core engine benchmark (one core)");
     for &n in sizes {
         println!("\n== {n} purgatory entries ({} identifiers)", n / 10);
-        let exe = std::env::current_exe().expect("own path");
-        let out = std::process::Command::new(exe)
-            .args(["--memory", &n.to_string()])
-            .output()
-            .expect("memory probe runs");
-        print!("{}", String::from_utf8_lossy(&out.stdout));
         let mut w = world(n);
         let idents = (n / 10).max(1);
         related_verdicts(&mut w, idents);
