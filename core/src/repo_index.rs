@@ -56,6 +56,9 @@ pub(crate) struct RepoIndex {
     /// Maintainer sets per identifier and owner, recomputed when an announcement of the
     /// identifier changes (rare) rather than on every decision (frequent).
     sets: KeyedMap<String, BTreeMap<PublicKey, BTreeSet<PublicKey>>>,
+    /// Hosted announcements per owner (the repositories-per-author cap), kept as
+    /// announcements come and go rather than counted over every identifier per verdict.
+    hosted: BTreeMap<PublicKey, usize>,
 }
 
 impl RepoIndex {
@@ -65,6 +68,7 @@ impl RepoIndex {
             anns: keys.map(),
             states: keys.map(),
             sets: keys.map(),
+            hosted: BTreeMap::new(),
         }
     }
 
@@ -81,11 +85,31 @@ impl RepoIndex {
     }
 
     pub(crate) fn put_announcement(&mut self, owner: PublicKey, d: &str, info: AnnInfo) {
-        self.anns
+        let hosted = info.hosted;
+        let old = self
+            .anns
             .entry(d.to_owned())
             .or_default()
             .insert(owner, info);
+        self.count_hosted(owner, old.is_some_and(|a| a.hosted), hosted);
         self.recompute_sets(d);
+    }
+
+    /// Moves `owner`'s hosted count from an announcement that was (`before`) to one that is
+    /// (`after`) hosted.
+    fn count_hosted(&mut self, owner: PublicKey, before: bool, after: bool) {
+        match (before, after) {
+            (false, true) => *self.hosted.entry(owner).or_default() += 1,
+            (true, false) => {
+                if let Some(n) = self.hosted.get_mut(&owner) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.hosted.remove(&owner);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     pub(crate) fn remove_announcement(&mut self, owner: &PublicKey, d: &str) -> Option<AnnInfo> {
@@ -94,6 +118,7 @@ impl RepoIndex {
         if m.is_empty() {
             self.anns.remove(d);
         }
+        self.count_hosted(*owner, out.as_ref().is_some_and(|a| a.hosted), false);
         self.recompute_sets(d);
         out
     }
@@ -120,12 +145,8 @@ impl RepoIndex {
     }
 
     /// Hosted announcements per owner, for the repositories-per-author cap.
-    #[expect(clippy::disallowed_methods, reason = "a count: hash order cannot show")]
     pub(crate) fn hosted_count(&self, owner: &PublicKey) -> usize {
-        self.anns
-            .values()
-            .filter(|m| m.get(owner).is_some_and(|a| a.hosted))
-            .count()
+        self.hosted.get(owner).copied().unwrap_or(0)
     }
 
     /// The recursive maintainer set of `(owner, d)`: the owner, the maintainers of the
@@ -300,5 +321,28 @@ mod tests {
         assert_eq!(set, BTreeSet::from([pk(0), pk(1), pk(2)]));
         // another d is unrelated
         assert_eq!(idx.maintainers(&pk(0), "y"), BTreeSet::from([pk(0)]));
+    }
+
+    #[test]
+    fn hosted_counts_follow_announcements() {
+        let mut idx = RepoIndex::new(Keyed::new(1));
+        idx.put_announcement(pk(0), "x", ann(vec![]));
+        idx.put_announcement(pk(0), "y", ann(vec![]));
+        idx.put_announcement(pk(0), "x", ann(vec![]));
+        assert_eq!(
+            idx.hosted_count(&pk(0)),
+            2,
+            "a replacement is not a new repository"
+        );
+        let elsewhere = AnnInfo {
+            hosted: false,
+            ..ann(vec![])
+        };
+        idx.put_announcement(pk(0), "y", elsewhere);
+        assert_eq!(idx.hosted_count(&pk(0)), 1, "it no longer lists us");
+        idx.remove_announcement(&pk(0), "x");
+        idx.remove_announcement(&pk(0), "y");
+        assert_eq!((idx.hosted_count(&pk(0)), idx.hosted.len()), (0, 0));
+        assert_eq!(idx.hosted_count(&pk(1)), 0);
     }
 }

@@ -62,6 +62,9 @@ impl Domain {
 pub(crate) struct Throttle {
     names: Idents,
     domains: IdentMap<Domain>,
+    /// Domains with identifiers queued: the only ones a timeout may wake, so that
+    /// `poll_timeout` — asked after every input — does not scan every domain.
+    waiting: BTreeSet<Ident>,
     concurrency: u32,
     rate: u32,
     window: Duration,
@@ -72,6 +75,7 @@ impl Throttle {
         Throttle {
             names: Idents::new(keys),
             domains: IdentMap::default(),
+            waiting: BTreeSet::new(),
             concurrency: concurrency.max(1),
             rate: rate.max(1),
             window,
@@ -120,7 +124,7 @@ impl Throttle {
         let free = Self::has_capacity(d, concurrency, rate);
         d.clean_front();
         let my_turn = d.queue.front().is_none_or(|q| *q == ident);
-        if free && my_turn {
+        let got = if free && my_turn {
             if d.queue.front().is_some_and(|q| *q == ident) {
                 d.queue.pop_front();
                 d.queued.remove(&ident);
@@ -135,6 +139,21 @@ impl Throttle {
                 d.saturated += 1;
             }
             false
+        };
+        self.note_queue(domain);
+        got
+    }
+
+    /// Keeps `waiting` in step with whether `domain` has identifiers queued.
+    fn note_queue(&mut self, domain: DomainId) {
+        if self
+            .domains
+            .get(&domain.0)
+            .is_some_and(|d| !d.queued.is_empty())
+        {
+            self.waiting.insert(domain.0);
+        } else {
+            self.waiting.remove(&domain.0);
         }
     }
 
@@ -160,18 +179,15 @@ impl Throttle {
     /// Drops `ident` from the queue of `domain` (it has nothing left to ask there).
     pub(crate) fn forget(&mut self, domain: DomainId, ident: Ident) {
         if let Some(d) = self.domains.get_mut(&domain.0) {
-            d.queued.remove(&ident);
+            if d.queued.remove(&ident) {
+                self.note_queue(domain);
+            }
         }
     }
 
     /// Domains with queued identifiers, by name, for pumping after a timeout.
     pub(crate) fn queued_domains(&self) -> Vec<DomainId> {
-        let mut out: Vec<DomainId> = self
-            .domains
-            .iter()
-            .filter(|(_, d)| !d.queued.is_empty())
-            .map(|(id, _)| DomainId(id))
-            .collect();
+        let mut out: Vec<DomainId> = self.waiting.iter().map(|id| DomainId(*id)).collect();
         out.sort_by(|a, b| self.name(*a).cmp(self.name(*b)));
         out
     }
@@ -179,9 +195,9 @@ impl Throttle {
     /// When a window slot frees on a domain that has identifiers queued and is limited by
     /// its window (not by concurrency, whose release is an input).
     pub(crate) fn poll_timeout(&self) -> Option<Time> {
-        self.domains
+        self.waiting
             .iter()
-            .map(|(_, d)| d)
+            .filter_map(|id| self.domains.get(id))
             .filter(|d| !d.queued.is_empty() && d.in_flight < self.concurrency)
             .filter(|d| d.window.len() as u32 >= self.rate)
             .filter_map(|d| d.window.front().map(|t| t.plus(self.window)))
@@ -281,8 +297,12 @@ mod tests {
         assert_eq!(th.poll_timeout(), Some(t(60_000)));
         assert_eq!(th.peek_ready(a, t(59_999)), None);
         assert_eq!(th.peek_ready(a, t(60_000)), Some(x));
+        assert_eq!(th.queued_domains(), vec![a]);
         // another domain is unaffected
         assert!(th.acquire(b, x, t(20)));
+        // nobody queued: no domain to wake
+        th.forget(a, x);
+        assert_eq!((th.poll_timeout(), th.queued_domains()), (None, vec![]));
     }
 
     #[test]

@@ -203,3 +203,34 @@ fn purgatory_caps_refuse_clearly() {
     assert_ok(third, false, "rate-limited:");
     assert!(!h.objects.contains_key(&repo(&owner, "c")));
 }
+
+#[test]
+fn repositories_per_author_cap() {
+    let mut c = config();
+    c.limits.repos_per_author = 2;
+    let mut h = Harness::with_config(c);
+    let (owner, other) = (key(1), key(2));
+    for d in ["a", "b"] {
+        assert_ok(
+            h.send(&announcement(&owner, d, 10, &[], &[])),
+            true,
+            PURGATORY,
+        );
+    }
+    assert_ok(
+        h.send(&announcement(&owner, "c", 10, &[], &[])),
+        false,
+        "rate-limited: you already host 2 repositories here",
+    );
+    assert!(!h.objects.contains_key(&repo(&owner, "c")));
+    assert_ok(
+        h.send(&announcement(&owner, "a", 11, &[], &[])),
+        true,
+        PURGATORY,
+    );
+    assert_ok(
+        h.send(&announcement(&other, "c", 10, &[], &[])),
+        true,
+        PURGATORY,
+    );
+}
