@@ -12,9 +12,10 @@ use crate::needs::needs_in;
 use crate::oid::Oid;
 use crate::outcome::Outcome;
 use crate::purgatory::Waiting;
-use crate::sync_queue::{Attempt, AttemptUrl, Cursor, RequestInfo, RequestKind, record};
+use crate::sync_queue::{Attempt, Cursor, KnownUrl, RequestInfo, RequestKind};
 use crate::throttle::DomainId;
-use std::collections::{BTreeSet, VecDeque};
+use crate::time::Time;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Why a clone URL is never fetched from, or `None` if it may be.
 pub fn url_refusal(url: &str, own_authority: &str) -> Option<String> {
@@ -92,16 +93,21 @@ impl Engine {
         }
         // Grouped by domain, domains by name, each domain's URLs in the order listed.
         usable.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut attempt = Attempt {
-            into,
-            urls: Vec::with_capacity(usable.len()),
-            cursors: Vec::new(),
-        };
+        let now = self.now;
+        let entry = self.sync.entries.get_or_default(d);
+        entry.debounce_from = None;
+        // Outcomes of URLs still named carry over; those of URLs no longer named go.
+        let mut before: BTreeMap<String, Option<(Time, Outcome)>> = std::mem::take(&mut entry.urls)
+            .into_iter()
+            .map(|u| (u.url, u.last))
+            .collect();
+        let mut urls = Vec::with_capacity(usable.len() + refused.len());
+        let mut cursors: Vec<Cursor> = Vec::new();
         for (domain, url) in usable {
-            let i = u32::try_from(attempt.urls.len()).expect("URLs per identifier are capped");
-            match attempt.cursors.last_mut() {
+            let i = u32::try_from(urls.len()).expect("URLs per identifier are capped");
+            match cursors.last_mut() {
                 Some(c) if self.throttle.name(c.domain) == domain => c.end = i + 1,
-                _ => attempt.cursors.push(Cursor {
+                _ => cursors.push(Cursor {
                     domain: self.throttle.hold(&domain),
                     next: i,
                     end: i + 1,
@@ -109,20 +115,17 @@ impl Engine {
                     fetch_next: VecDeque::new(),
                 }),
             }
-            attempt.urls.push(AttemptUrl { url, last: None });
+            let last = before.remove(&url).flatten();
+            urls.push(KnownUrl { url, last });
         }
-        let domains: Vec<DomainId> = attempt.cursors.iter().map(|c| c.domain).collect();
-        let now = self.now;
-        let entry = self.sync.entries.get_or_default(d);
-        entry.debounce_from = None;
-        // Outcomes of URLs the identifier no longer names are dropped.
-        entry.outcomes.retain(|o| {
-            attempt.urls.iter().any(|u| u.url == o.url) || refused.iter().any(|(u, _)| *u == o.url)
-        });
         for (url, why) in refused {
-            record(&mut entry.outcomes, &url, now, Outcome::Refused(why));
+            let last = Some((now, Outcome::Refused(why)));
+            urls.push(KnownUrl { url, last });
         }
-        entry.attempt = Some(attempt);
+        let domains: Vec<DomainId> = cursors.iter().map(|c| c.domain).collect();
+        let entry = self.sync.entries.get_or_default(d);
+        entry.urls = urls;
+        entry.attempt = Some(Attempt { into, cursors });
         self.counters.attempts += 1;
         for domain in domains {
             self.advance(d, domain);
@@ -207,15 +210,16 @@ impl Engine {
             cursor.next += 1;
         }
         let request = self.next_request();
-        let attempt = self
-            .sync
-            .attempt_mut(d)
+        let entry = self.sync.entries.get_mut(&d).expect("checked above");
+        let attempt = entry
+            .attempt
+            .as_mut()
             .expect("an attempt is running: checked above");
         let cursor = attempt
             .cursor_mut(domain)
             .expect("cursor exists: checked above");
         cursor.in_flight = Some(request);
-        let url_text = attempt.urls[url as usize].url.clone();
+        let url_text = entry.urls[url as usize].url.clone();
         let into = matches!(kind, RequestKind::Fetch(_)).then(|| attempt.into.clone());
         let info = RequestInfo {
             d,
@@ -277,11 +281,6 @@ impl Engine {
             for cursor in attempt.cursors {
                 self.throttle.unhold(cursor.domain);
             }
-            for u in attempt.urls {
-                if let Some((at, outcome)) = u.last {
-                    record(&mut entry.outcomes, &u.url, at, outcome);
-                }
-            }
         }
         if satisfied {
             self.sync.cancel_timer(d);
@@ -320,7 +319,7 @@ impl Engine {
                     .filter(|c| c.in_flight == Some(request))
                 {
                     c.in_flight = None;
-                    if let Some(u) = a.urls.get_mut(info.url as usize) {
+                    if let Some(u) = e.urls.get_mut(info.url as usize) {
                         u.last = Some((now, outcome));
                     }
                 }

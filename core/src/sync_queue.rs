@@ -27,60 +27,37 @@ pub(crate) struct SyncEntry {
     pub(crate) attempt: Option<Attempt>,
     /// A new event arrived during the attempt: the next one is due no later than this.
     pub(crate) kicked: Option<Time>,
-    /// The last outcome per URL the identifier names, sorted by URL, for operators (as of
-    /// the last attempt's end; a running attempt keeps its own beside its URLs).
-    pub(crate) outcomes: Vec<UrlOutcome>,
+    /// The clone URLs of the last attempt, each with its last outcome: the usable ones
+    /// grouped by domain (domains by name, URLs as listed; cursors and requests name them
+    /// by index), then the refused ones. Replaced when an attempt starts, outcomes of URLs
+    /// still named carried over; a result writes its URL's outcome by index (a URL-keyed
+    /// search per result compared cold strings).
+    pub(crate) urls: Vec<KnownUrl>,
 }
 
 impl SyncEntry {
-    /// The last outcome per URL, sorted by URL, the running attempt's included.
+    /// The last outcome per URL, sorted by URL.
     pub(crate) fn last_outcomes(&self) -> Vec<(&str, Time, &Outcome)> {
-        let mut out: BTreeMap<&str, (Time, &Outcome)> = self
-            .outcomes
+        let mut out: Vec<(&str, Time, &Outcome)> = self
+            .urls
             .iter()
-            .map(|o| (o.url.as_str(), (o.at, &o.outcome)))
+            .filter_map(|u| u.last.as_ref().map(|(t, o)| (u.url.as_str(), *t, o)))
             .collect();
-        for u in self.attempt.iter().flat_map(|a| &a.urls) {
-            if let Some((at, outcome)) = &u.last {
-                out.insert(&u.url, (*at, outcome));
-            }
-        }
-        out.into_iter().map(|(u, (t, o))| (u, t, o)).collect()
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out
     }
 }
 
-/// What the last request to a clone URL came to.
+/// A clone URL an identifier names, and what the last request to it came to.
 #[derive(Debug)]
-pub(crate) struct UrlOutcome {
+pub(crate) struct KnownUrl {
     pub(crate) url: String,
-    pub(crate) at: Time,
-    pub(crate) outcome: Outcome,
-}
-
-/// Records `outcome` as the last of `url`.
-pub(crate) fn record(outcomes: &mut Vec<UrlOutcome>, url: &str, at: Time, outcome: Outcome) {
-    match outcomes.binary_search_by(|o| o.url.as_str().cmp(url)) {
-        Ok(i) => {
-            outcomes[i].at = at;
-            outcomes[i].outcome = outcome;
-        }
-        Err(i) => outcomes.insert(
-            i,
-            UrlOutcome {
-                url: url.to_owned(),
-                at,
-                outcome,
-            },
-        ),
-    }
+    pub(crate) last: Option<(Time, Outcome)>,
 }
 
 #[derive(Debug)]
 pub(crate) struct Attempt {
     pub(crate) into: RepoId,
-    /// The usable clone URLs, grouped by domain (domains by name, URLs as listed); cursors
-    /// and requests name them by index.
-    pub(crate) urls: Vec<AttemptUrl>,
     /// One per domain, by domain name.
     pub(crate) cursors: Vec<Cursor>,
 }
@@ -91,20 +68,11 @@ impl Attempt {
     }
 }
 
-/// A clone URL of an attempt and the outcome of its last request in it: recorded here, by
-/// index, and folded into the entry's outcomes when the attempt ends (a URL-keyed search
-/// per result compared cold strings).
-#[derive(Debug)]
-pub(crate) struct AttemptUrl {
-    pub(crate) url: String,
-    pub(crate) last: Option<(Time, Outcome)>,
-}
-
 /// One domain's progress within an attempt: at most one request in flight.
 #[derive(Debug)]
 pub(crate) struct Cursor {
     pub(crate) domain: DomainId,
-    /// The URLs still to ask for their refs: `urls[next..end]` of the attempt.
+    /// The URLs still to ask for their refs: `urls[next..end]` of the identifier.
     pub(crate) next: u32,
     pub(crate) end: u32,
     pub(crate) in_flight: Option<RequestId>,
@@ -130,7 +98,7 @@ pub(crate) enum RequestKind {
 pub(crate) struct RequestInfo {
     pub(crate) d: Ident,
     pub(crate) domain: DomainId,
-    /// Index of its URL in the attempt's list.
+    /// Index of its URL in the identifier's list.
     pub(crate) url: u32,
     pub(crate) kind: RequestKind,
 }
