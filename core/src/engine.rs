@@ -4,7 +4,6 @@
 use crate::config::Config;
 use crate::effect::{CheckId, Effect, ReplyToken, RequestId, ServePath};
 use crate::event::{Origin, VerifiedEvent};
-use crate::id_key::IdKey;
 use crate::ident::{Ident, IdentMap, Idents};
 use crate::input::{Input, PushRequest, PushVerdict};
 use crate::keyed::{Keyed, KeyedMap};
@@ -29,17 +28,9 @@ pub const PURGATORY_MESSAGE: &str = "purgatory: won't be served until git data a
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum TimerKey {
     /// A git-first placeholder lapses. Boxed: it is rare, and inline it would make every
-    /// key three times larger.
+    /// key three times larger. (Memories of expired events lapse in
+    /// [`crate::expired::ExpiredMemory`], at equal times after these.)
     Placeholder(Box<(RepoId, EventId)>),
-    /// The memory of an expired event lapses.
-    Expired(IdKey),
-}
-
-impl TimerKey {
-    /// The timer that forgets expired event `id`.
-    pub(crate) fn expired(id: &EventId) -> Self {
-        TimerKey::Expired(id.into())
-    }
 }
 
 /// A pending object check and what asked for it.
@@ -172,6 +163,7 @@ impl Engine {
         [
             self.purgatory.next_expiry(),
             self.timers.next(),
+            self.purgatory.expired.next(),
             self.sync.next_timer(),
             self.throttle.poll_timeout(),
         ]

@@ -13,15 +13,16 @@ use crate::repo_index::{AnnInfo, AnnStatus, StateInfo};
 
 impl Engine {
     /// Fires every due deadline in `(time, kind, key)` order: at equal times purgatory
-    /// entries first (in id order), then placeholders, expired memories and sync attempts,
-    /// as when entry timers were the first kind of [`TimerKey`].
+    /// entries first (in id order), then placeholders, expired memories (in id order) and
+    /// sync attempts, as when they were all kinds of one timer key in this order.
     pub(crate) fn on_timeout(&mut self) {
         let now = self.now;
         loop {
             let entry = self.purgatory.next_expiry().filter(|t| *t <= now);
             let other = self.timers.next().filter(|t| *t <= now);
+            let memory = self.purgatory.expired.next().filter(|t| *t <= now);
             let sync = self.sync.next_timer().filter(|t| *t <= now);
-            let Some(first) = [entry, other, sync].into_iter().flatten().min() else {
+            let Some(first) = [entry, other, memory, sync].into_iter().flatten().min() else {
                 break;
             };
             if entry == Some(first) {
@@ -31,6 +32,12 @@ impl Engine {
             } else if other == Some(first) {
                 if let Some(key) = self.timers.pop_due(now) {
                     self.fire(key);
+                }
+            } else if memory == Some(first) {
+                if let Some(id) = self.purgatory.expired.pop_due(now) {
+                    self.emit(Effect::Forget {
+                        key: JournalKey::Expired(id),
+                    });
                 }
             } else if let Some(d) = self.sync.pop_due(now) {
                 self.start_attempt(d);
@@ -48,13 +55,6 @@ impl Engine {
     fn fire(&mut self, key: TimerKey) {
         match key {
             TimerKey::Placeholder(key) => self.expire_placeholder(&key.0, &key.1),
-            TimerKey::Expired(key) => {
-                let id = key.event_id();
-                self.purgatory.expired.remove(&id);
-                self.emit(Effect::Forget {
-                    key: JournalKey::Expired(id),
-                });
-            }
         }
     }
 
@@ -103,8 +103,7 @@ impl Engine {
             self.reply(token, *id, true, crate::engine::PURGATORY_MESSAGE);
         }
         let until = self.now.plus(self.config.expired_memory);
-        self.purgatory.expired.insert(*id, until);
-        self.timers.set(TimerKey::expired(id), until);
+        self.purgatory.expired.remember(id, until);
         self.emit(Effect::Persist {
             record: JournalRecord::Expired {
                 event_id: *id,
@@ -276,8 +275,7 @@ impl Engine {
                     .insert((repo, event_id), Placeholder { oid });
             }
             JournalRecord::Expired { event_id, until } => {
-                self.purgatory.expired.insert(event_id, until);
-                self.timers.set(TimerKey::expired(&event_id), until);
+                self.purgatory.expired.remember(&event_id, until);
             }
         }
     }

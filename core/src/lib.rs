@@ -52,6 +52,7 @@ mod deletion;
 mod effect;
 mod engine;
 mod event;
+mod expired;
 mod expiry;
 mod id_key;
 mod ident;

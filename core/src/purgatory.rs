@@ -202,7 +202,7 @@ pub(crate) struct Purgatory {
     by_d: IdentMap<Group>,
     per_author: BTreeMap<PublicKey, usize>,
     pub(crate) placeholders: BTreeMap<(RepoId, EventId), Placeholder>,
-    pub(crate) expired: BTreeMap<EventId, Time>,
+    pub(crate) expired: crate::expired::ExpiredMemory,
     /// What the entries of each identifier need.
     pub(crate) needs: NeedIndex,
 }

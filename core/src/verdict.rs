@@ -43,7 +43,7 @@ impl Engine {
         if self.related.is_accepted(&id) {
             return self.reply(token, id, true, "duplicate: already have this event");
         }
-        if origin == Origin::Sync && self.purgatory.expired.contains_key(&id) {
+        if origin == Origin::Sync && self.purgatory.expired.contains(&id) {
             return self.reply(
                 token,
                 id,

@@ -21,7 +21,12 @@ impl Engine {
         let id = e.id;
         let deadline = self.now.plus(self.config.purgatory_expiry);
         self.related.accept(&e);
-        self.purgatory.expired.remove(&id);
+        if self.purgatory.expired.forget(&id) {
+            // Back in purgatory: its memory as expired goes from the journal too.
+            self.emit(Effect::Forget {
+                key: crate::journal::JournalKey::Expired(id),
+            });
+        }
         let mut entry = Entry {
             event: PackedEvent::pack(&e),
             ident: self.idents.intern(d),

@@ -354,7 +354,7 @@ proptest! {
         prop_assert!(m.h.engine.sync_view().is_empty(), "sync entries left: {:?}", m.h.engine.sync_view());
         prop_assert_eq!(m.h.engine.metrics().identifiers, 0, "identifier handles leak");
         prop_assert!(m.h.engine.metrics().domains.is_empty(), "domain handles leak: {:?}", m.h.engine.metrics().domains);
-        prop_assert!(!m.h.journal.keys().any(|k| k.starts_with("w:") || k.starts_with("p:")), "journal leaks: {:?}", m.h.journal.keys());
+        prop_assert!(!m.h.journal.keys().any(|k| k.starts_with("w:") || k.starts_with("p:") || k.starts_with("x:")), "journal leaks: {:?}", m.h.journal.keys());
         m.check();
     }
 }

@@ -116,6 +116,27 @@ fn downtime_counts() {
 }
 
 #[test]
+fn expired_event_sent_again_by_a_client_waits_again() {
+    let mut h = Harness::new();
+    let owner = key(1);
+    h.send(&announcement(&owner, "r", 10, &[], &[]));
+    let st = state(&owner, "r", 11, &[("refs/heads/main", oid(1))], None);
+    h.send(&st);
+    h.advance(mins(31));
+    let memory = format!("x:{}", st.id.to_hex());
+    assert!(!h.engine.is_waiting(&st.id) && h.journal.contains_key(&memory));
+    assert_ok(h.send(&st), true, PURGATORY);
+    assert!(h.engine.is_waiting(&st.id));
+    assert!(
+        !h.journal.contains_key(&memory),
+        "no longer remembered as expired, in the journal too: {:?}",
+        h.journal.keys()
+    );
+    h.restart(config());
+    assert!(h.engine.is_waiting(&st.id), "and it waits across a restart");
+}
+
+#[test]
 fn released_before_crash_is_forgotten_on_restart() {
     let mut h = Harness::new();
     let owner = key(1);
