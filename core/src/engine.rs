@@ -20,6 +20,9 @@ use crate::timers::Timers;
 use nostr::prelude::EventId;
 use std::collections::{BTreeMap, VecDeque};
 
+/// Effects the queue keeps room for once drained (see [`Engine::poll_effect`]).
+const EFFECTS_KEPT: usize = 64;
+
 /// The OK message of an event that waits in purgatory.
 pub const PURGATORY_MESSAGE: &str = "purgatory: won't be served until git data arrives";
 
@@ -154,7 +157,15 @@ impl Engine {
 
     /// The next effect to execute, in order.
     pub fn poll_effect(&mut self) -> Option<Effect> {
-        self.effects.pop_front()
+        let effect = self.effects.pop_front();
+        if self.effects.is_empty() {
+            // Drained: start again at the front of the buffer, and give back what a burst
+            // (hydration queues one effect per restored record) made it grow to. A ring
+            // buffer left large keeps moving through cold memory, a cache miss per effect.
+            self.effects.clear();
+            self.effects.shrink_to(EFFECTS_KEPT);
+        }
+        effect
     }
 
     /// The earliest deadline of every part: purgatory expiry, sync attempts, throttle

@@ -15,6 +15,7 @@ use crate::purgatory::Waiting;
 use crate::sync_queue::{Attempt, Cursor, KnownUrl, RequestInfo, RequestKind};
 use crate::throttle::DomainId;
 use crate::time::Time;
+use smallvec::SmallVec;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Why a clone URL is never fetched from, or `None` if it may be.
@@ -102,7 +103,7 @@ impl Engine {
             .map(|u| (u.url, u.last))
             .collect();
         let mut urls = Vec::with_capacity(usable.len() + refused.len());
-        let mut cursors: Vec<Cursor> = Vec::new();
+        let mut cursors: SmallVec<[Cursor; 1]> = SmallVec::new();
         for (domain, url) in usable {
             let i = u32::try_from(urls.len()).expect("URLs per identifier are capped");
             match cursors.last_mut() {

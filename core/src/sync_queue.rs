@@ -10,6 +10,7 @@ use crate::repo::RepoId;
 use crate::throttle::DomainId;
 use crate::time::Time;
 use crate::timers::DeadlineHeap;
+use smallvec::SmallVec;
 use std::collections::{BTreeMap, VecDeque};
 
 /// The sync state of one identifier: kept in one slot of a dense table, with as few heap
@@ -58,8 +59,9 @@ pub(crate) struct KnownUrl {
 #[derive(Debug)]
 pub(crate) struct Attempt {
     pub(crate) into: RepoId,
-    /// One per domain, by domain name.
-    pub(crate) cursors: Vec<Cursor>,
+    /// One per domain, by domain name. Most identifiers name one other server: its cursor
+    /// is kept inline, so a result reaches it without another cache miss.
+    pub(crate) cursors: SmallVec<[Cursor; 1]>,
 }
 
 impl Attempt {
