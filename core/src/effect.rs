@@ -69,8 +69,9 @@ pub enum Effect {
     },
     /// Store the event in the relay database and deliver it to matching subscriptions.
     StoreEvent {
-        /// The event to store.
-        event: Event,
+        /// The event to store. Boxed: an effect is moved through the queue several times,
+        /// and inline the event made every effect 232 bytes (most are far smaller).
+        event: Box<Event>,
         /// How it came to be served, for metrics.
         path: ServePath,
     },

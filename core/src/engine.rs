@@ -95,7 +95,7 @@ impl Engine {
             effects: VecDeque::new(),
             repos: RepoIndex::new(keys),
             related: Related::new(keys),
-            purgatory: Purgatory::default(),
+            purgatory: Purgatory::new(keys),
             idents: Idents::new(keys),
             timers: Timers::default(),
             sync: SyncQueue::default(),
@@ -220,7 +220,10 @@ impl Engine {
 
     pub(crate) fn store(&mut self, event: nostr::prelude::Event, path: ServePath) {
         self.counters.served(path);
-        self.emit(Effect::StoreEvent { event, path });
+        self.emit(Effect::StoreEvent {
+            event: Box::new(event),
+            path,
+        });
     }
 
     /// The handle of identifier `d`, if anything of it is held.

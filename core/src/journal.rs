@@ -14,8 +14,9 @@ use std::fmt;
 pub enum JournalRecord {
     /// An event waiting in purgatory (announcement, state or pull request).
     Waiting {
-        /// The event (purgatory events live nowhere else).
-        event: Event,
+        /// The event (purgatory events live nowhere else). Boxed, as in
+        /// [`crate::Effect::StoreEvent`]: inline it made every effect 232 bytes.
+        event: Box<Event>,
         /// Where it came from.
         origin: Origin,
         /// When it arrived.

@@ -6,6 +6,7 @@ use crate::event::{Origin, StateRefs};
 use crate::id_key::IdKey;
 use crate::ident::{Ident, IdentMap};
 use crate::journal::JournalRecord;
+use crate::keyed::{Keyed, KeyedMap};
 use crate::needs::NeedIndex;
 use crate::oid::Oid;
 use crate::packed::PackedEvent;
@@ -111,11 +112,11 @@ impl Entry {
     }
 
     pub(crate) fn record(&self) -> JournalRecord {
-        self.record_of(self.event.unpack())
+        self.record_of(Box::new(self.event.unpack()))
     }
 
     /// [`Entry::record`] with the event already parsed.
-    pub(crate) fn record_of(&self, event: nostr::prelude::Event) -> JournalRecord {
+    pub(crate) fn record_of(&self, event: Box<nostr::prelude::Event>) -> JournalRecord {
         JournalRecord::Waiting {
             event,
             origin: self.origin,
@@ -190,7 +191,7 @@ impl Group {
 }
 
 /// The purgatory store.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Purgatory {
     /// Boxed: a B-tree node has room for eleven and is often half full, so inline entries
     /// would leave ~6 empty entry-sized slots per node; boxed they are one exact allocation.
@@ -200,7 +201,9 @@ pub(crate) struct Purgatory {
     /// 40-byte key per entry instead of two 48-byte ones.
     expiry: DeadlineSet<IdKey>,
     by_d: IdentMap<Group>,
-    per_author: BTreeMap<PublicKey, usize>,
+    /// Entries per author, for the cap: hashed (authors are chosen by senders; keyed), as
+    /// a B-tree of 32-byte keys cost a `memcmp` call per level on every entry and removal.
+    per_author: KeyedMap<PublicKey, usize>,
     pub(crate) placeholders: BTreeMap<(RepoId, EventId), Placeholder>,
     pub(crate) expired: crate::expired::ExpiredMemory,
     /// What the entries of each identifier need.
@@ -208,6 +211,19 @@ pub(crate) struct Purgatory {
 }
 
 impl Purgatory {
+    /// An empty purgatory hashing authors with `keys`.
+    pub(crate) fn new(keys: Keyed) -> Self {
+        Purgatory {
+            entries: BTreeMap::new(),
+            expiry: DeadlineSet::default(),
+            by_d: IdentMap::default(),
+            per_author: keys.map(),
+            placeholders: BTreeMap::new(),
+            expired: crate::expired::ExpiredMemory::default(),
+            needs: NeedIndex::default(),
+        }
+    }
+
     pub(crate) fn get(&self, id: &EventId) -> Option<&Entry> {
         self.entries.get(&IdKey::from(id)).map(|e| &**e)
     }

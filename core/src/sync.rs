@@ -20,25 +20,31 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Why a clone URL is never fetched from, or `None` if it may be.
 pub fn url_refusal(url: &str, own_authority: &str) -> Option<String> {
+    fetch_domain(url, own_authority).err()
+}
+
+/// The domain (throttle key) a clone URL is fetched under, or why it is never fetched
+/// from: one parse for both.
+fn fetch_domain(url: &str, own_authority: &str) -> Result<String, String> {
     let Ok(u) = url::Url::parse(url) else {
-        return Some("not a valid URL".into());
+        return Err("not a valid URL".into());
     };
     if !matches!(u.scheme(), "http" | "https") {
-        return Some(format!(
+        return Err(format!(
             "scheme '{}' is not allowed (http and https only)",
             u.scheme()
         ));
     }
     if !u.username().is_empty() || u.password().is_some() {
-        return Some("URLs with credentials are not fetched".into());
+        return Err("URLs with credentials are not fetched".into());
     }
     let Some(auth) = authority_of(&u) else {
-        return Some("URL has no host".into());
+        return Err("URL has no host".into());
     };
     if auth == own_authority {
-        return Some("this server's own URL".into());
+        return Err("this server's own URL".into());
     }
-    None
+    Ok(auth)
 }
 
 impl Engine {
@@ -159,13 +165,7 @@ impl Engine {
             if !seen.insert(url.clone()) {
                 continue;
             }
-            let verdict = match url_refusal(&url, &self.authority) {
-                None => Ok(url::Url::parse(&url)
-                    .ok()
-                    .and_then(|u| authority_of(&u))
-                    .unwrap_or_default()),
-                Some(why) => Err(why),
-            };
+            let verdict = fetch_domain(&url, &self.authority);
             out.push((url, verdict));
         }
         out

@@ -155,8 +155,16 @@ impl<K: Ord + Copy> DeadlineHeap<K> {
         self.heap.push(Reverse((at, key)));
         if self.heap.len() > 2 * armed + 64 {
             self.heap.retain(|Reverse((t, k))| valid(*t, *k));
+            self.settle(valid);
+        } else if self
+            .heap
+            .peek()
+            .is_some_and(|Reverse((t, k))| *k == key && *t != at)
+        {
+            // The top was this key's earlier deadline, now stale. (Any other top was
+            // valid before the push and still is.)
+            self.settle(valid);
         }
-        self.settle(valid);
     }
 
     /// Drops stale entries from the top, so that [`DeadlineHeap::next`] is true; call

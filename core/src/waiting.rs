@@ -43,7 +43,7 @@ impl Engine {
                 entry.pending = Pending::Reply(token, Box::new(e));
                 None
             }
-            None => Some(entry.record_of(e)),
+            None => Some(entry.record_of(Box::new(e))),
         };
         self.purgatory.insert(entry);
         self.counters.entered_purgatory += 1;
@@ -70,7 +70,7 @@ impl Engine {
             return;
         };
         entry.persisted = true;
-        let record = entry.record_of(*event);
+        let record = entry.record_of(event);
         let (d, origin) = (entry.ident, entry.origin);
         self.emit(Effect::Persist { record });
         self.reply(token, *id, true, PURGATORY_MESSAGE);

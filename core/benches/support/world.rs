@@ -130,7 +130,7 @@ pub(crate) fn world_from(f: Fixture) -> World {
     }
     for st in f.states {
         let record = JournalRecord::Waiting {
-            event: st,
+            event: Box::new(st),
             origin: grasp_core::Origin::Sync,
             arrived: now,
             deadline: now.plus(ENTRY_LIFETIME),

@@ -206,7 +206,7 @@ impl Harness {
                     .entry(event_id)
                     .or_default()
                     .push((accepted, message)),
-                Effect::StoreEvent { event, path } => self.stored.push((event, path)),
+                Effect::StoreEvent { event, path } => self.stored.push((*event, path)),
                 e @ Effect::DeleteEvents { .. } => self.deleted.push(e),
                 Effect::CreateRepo { repo } => {
                     self.objects.entry(repo.clone()).or_default();

@@ -31,7 +31,7 @@ impl Driver {
             for effect in batch {
                 match effect {
                     Effect::StoreEvent { event, path } if hoisting && !self.writes.is_full() => {
-                        self.writes.save(&self.store, event, path);
+                        self.writes.save(&self.store, *event, path);
                     }
                     other => {
                         hoisting &= !matches!(other, Effect::DeleteEvents { .. });
@@ -57,7 +57,7 @@ impl Driver {
                 if self.writes.is_full() {
                     self.settle_one().await;
                 }
-                self.writes.save(&self.store, event, path);
+                self.writes.save(&self.store, *event, path);
             }
             Effect::DeleteEvents {
                 author,
