@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::effect::{CheckId, Effect, ReplyToken, RequestId, ServePath};
+use crate::effect_queue::EffectQueue;
 use crate::event::{Origin, VerifiedEvent};
 use crate::ident::{Ident, IdentMap, Idents};
 use crate::input::{Input, PushRequest, PushVerdict};
@@ -18,10 +19,7 @@ use crate::throttle::Throttle;
 use crate::time::Time;
 use crate::timers::Timers;
 use nostr::prelude::EventId;
-use std::collections::{BTreeMap, VecDeque};
-
-/// Effects the queue keeps room for once drained (see [`Engine::poll_effect`]).
-const EFFECTS_KEPT: usize = 64;
+use std::collections::BTreeMap;
 
 /// The OK message of an event that waits in purgatory.
 pub const PURGATORY_MESSAGE: &str = "purgatory: won't be served until git data arrives";
@@ -59,7 +57,7 @@ pub struct Engine {
     pub(crate) config: Config,
     pub(crate) authority: String,
     pub(crate) now: Time,
-    pub(crate) effects: VecDeque<Effect>,
+    pub(crate) effects: EffectQueue,
     pub(crate) repos: RepoIndex,
     pub(crate) related: Related,
     pub(crate) purgatory: Purgatory,
@@ -92,7 +90,7 @@ impl Engine {
             authority: config.authority(),
             config,
             now: Time::ZERO,
-            effects: VecDeque::new(),
+            effects: EffectQueue::default(),
             repos: RepoIndex::new(keys),
             related: Related::new(keys),
             purgatory: Purgatory::new(keys),
@@ -157,15 +155,7 @@ impl Engine {
 
     /// The next effect to execute, in order.
     pub fn poll_effect(&mut self) -> Option<Effect> {
-        let effect = self.effects.pop_front();
-        if self.effects.is_empty() {
-            // Drained: start again at the front of the buffer, and give back what a burst
-            // (hydration queues one effect per restored record) made it grow to. A ring
-            // buffer left large keeps moving through cold memory, a cache miss per effect.
-            self.effects.clear();
-            self.effects.shrink_to(EFFECTS_KEPT);
-        }
-        effect
+        self.effects.pop()
     }
 
     /// The earliest deadline of every part: purgatory expiry, sync attempts, throttle
@@ -200,7 +190,7 @@ impl Engine {
                 }
             }
         }
-        self.effects.push_back(effect);
+        self.effects.push(effect);
     }
 
     pub(crate) fn reply(

@@ -50,6 +50,7 @@
 mod config;
 mod deletion;
 mod effect;
+mod effect_queue;
 mod engine;
 mod event;
 mod expired;
