@@ -64,9 +64,16 @@ impl Engine {
             return;
         };
         let ident = entry.ident;
-        let d = self.idents.name(ident).to_owned();
         let owner = entry.event.pubkey;
-        if matches!(entry.what, Waiting::Announcement) && entry.forget_at().is_none() {
+        let announcement = matches!(entry.what, Waiting::Announcement);
+        // Only an announcement needs its identifier's name (a copy: the handle may be
+        // freed below).
+        let d = if announcement {
+            self.idents.name(ident).to_owned()
+        } else {
+            String::new()
+        };
+        if announcement && entry.forget_at().is_none() {
             // Soft expiry: the repository goes, the event stays for a late state.
             let (deadline, forget_at) = (
                 entry.deadline,
@@ -87,7 +94,7 @@ impl Engine {
         let Some(entry) = self.purgatory.remove(id) else {
             return;
         };
-        if matches!(entry.what, Waiting::Announcement) {
+        if announcement {
             self.repos.remove_announcement(&owner, &d);
             if let Some(c) = entry.own_coordinate(&d) {
                 self.related.drop_coordinate(&c);
