@@ -253,6 +253,21 @@ mod tests {
         armed.borrow_mut().remove("c");
         h.settle(valid);
         assert_eq!(h.next(), None, "a's stale deadline at 10 was dropped too");
+        // Moving the earliest key later: its old deadline, on top, goes at once.
+        arm(&mut h, "d", at(30));
+        arm(&mut h, "e", at(40));
+        arm(&mut h, "d", at(50));
+        assert_eq!(
+            h.next(),
+            Some(at(40)),
+            "d's stale deadline at 30 is not the next"
+        );
+        assert_eq!(h.pop_due(at(45)), Some("e"));
+        armed.borrow_mut().remove("e");
+        h.settle(valid);
+        assert_eq!(h.pop_due(at(50)), Some("d"));
+        armed.borrow_mut().remove("d");
+        h.settle(valid);
         // Moving one key back and forth many times keeps the heap bounded.
         for i in 0..1000 {
             arm(&mut h, "x", at(100 + i % 7));
