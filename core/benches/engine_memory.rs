@@ -1,5 +1,6 @@
-//! Engine memory per purgatory entry with 1k, 10k and 100k waiting states, each size in
-//! a fresh process (so no earlier phase's freed memory is reused).
+//! Engine memory per purgatory entry with 1k, 10k and 100k waiting states, and as many
+//! waiting pull requests (each with a target, a tip and a clone URL of its own), each size
+//! in a fresh process (so no earlier phase's freed memory is reused).
 //! Run: `cargo bench -p grasp-core --bench engine_memory` (`-- --quick` for 1k and 10k).
 //! Apart from the `engine` bench because it needs a counting global allocator, and
 //! stats_alloc can wrap only the system allocator in a `static` on stable Rust (graspd
@@ -7,11 +8,13 @@
 //! memory is the system allocator's here, graspd's own in `graspd-bench memory`).
 
 mod support;
+use grasp_core::nostr::prelude::*;
+use support::{fake, oid, sv};
 // Shared with the engine bench, which uses the rest of it.
 #[allow(dead_code)]
 #[path = "support/world.rs"]
 mod world;
-use world::{Fixture, fixture, world_from};
+use world::{Fixture, author_of, fixture, world_from};
 
 fn rss_kib() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -42,7 +45,7 @@ fn live_bytes() -> isize {
 /// allocator above) for its `n` waiting states beyond the same engine with none, minus
 /// the events' JSON (the part the target excludes); and the resident growth per entry
 /// (allocator slack included) beyond that JSON.
-fn memory(n: usize) {
+fn memory(n: usize, prs: bool) {
     // (bytes held, KiB resident) grown while `f` runs.
     fn grown<T>(f: impl FnOnce() -> T) -> (T, isize, isize) {
         let (b, r) = (live_bytes(), rss_kib().unwrap_or(0) as isize);
@@ -50,7 +53,10 @@ fn memory(n: usize) {
         let (b2, r2) = (live_bytes(), rss_kib().unwrap_or(0) as isize);
         (out, b2 - b, (r2 - r) * 1024)
     }
-    let (f, fixture_bytes, fixture_rss) = grown(|| fixture(n));
+    let (f, fixture_bytes, fixture_rss) = grown(|| {
+        let f = fixture(n);
+        if prs { with_prs(f) } else { f }
+    });
     let json: usize = f.states.iter().map(|e| e.as_json().len()).sum();
     let (empty, empty_bytes, empty_rss) = grown(|| Fixture {
         owners: f.owners.clone(),
@@ -76,10 +82,46 @@ fn memory(n: usize) {
     drop((base, w));
 }
 
+/// The world of `f` with its waiting states replaced by as many pull requests: each
+/// names one announced repository, a tip commit, and a fork to fetch it from.
+fn with_prs(mut f: Fixture) -> Fixture {
+    let n = f.states.len();
+    let idents = (n / 10).max(1);
+    let mut ids = f.ids;
+    f.states = (0..n)
+        .map(|j| {
+            let i = j % idents;
+            let owner = f.owners[i % f.owners.len()].public_key();
+            // Authors as for the states (a per-author cost is not a per-entry one).
+            let author = author_of(&f.authors, i, j / idents).public_key();
+            ids += 1;
+            fake(
+                author,
+                Kind::GitPullRequest,
+                30 + j as u64,
+                vec![
+                    sv(&["a", &format!("30617:{}:repo{i}", owner.to_hex())]),
+                    sv(&["p", &owner.to_hex()]),
+                    sv(&["subject", &format!("change {j}")]),
+                    sv(&["c", &oid(5_000_000 + j as u64).to_string()]),
+                    sv(&[
+                        "clone",
+                        &format!("https://fork{}.example/repo{i}.git", j % 97),
+                    ]),
+                ],
+                ids,
+            )
+        })
+        .collect();
+    f.ids = ids;
+    f
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--size") {
-        return memory(args[i + 1].parse().expect("--size <entries>"));
+        let prs = args.iter().any(|a| a == "--prs");
+        return memory(args[i + 1].parse().expect("--size <entries>"), prs);
     }
     let sizes: &[usize] = if args.iter().any(|a| a == "--quick") {
         &[1_000, 10_000]
@@ -87,12 +129,18 @@ fn main() {
         &[1_000, 10_000, 100_000]
     };
     println!("grasp-core engine memory");
-    for &n in sizes {
-        let exe = std::env::current_exe().expect("own path");
-        let out = std::process::Command::new(exe)
-            .args(["--size", &n.to_string()])
-            .output()
-            .expect("memory probe runs");
-        print!("{n:>7} entries: {}", String::from_utf8_lossy(&out.stdout));
+    for (what, flag) in [("states", None), ("pull requests", Some("--prs"))] {
+        for &n in sizes {
+            let exe = std::env::current_exe().expect("own path");
+            let out = std::process::Command::new(exe)
+                .args(["--size", &n.to_string()])
+                .args(flag)
+                .output()
+                .expect("memory probe runs");
+            print!(
+                "{n:>7} {what:<13}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
     }
 }
