@@ -199,19 +199,14 @@ impl PullRequest {
     /// `None` when the event has no `c` tag.
     pub(crate) fn parse(event: &Event) -> Option<PullRequest> {
         let c = first_tag_value(event, "c")?;
-        let mut repos: Vec<Coordinate> = tag_values(event, "a")
+        let repos = tag_values(event, "a")
             .filter_map(|v| Coordinate::parse(v).ok())
             .filter(|c| c.kind == ANNOUNCEMENT)
             .collect();
-        let mut clone: Vec<String> = tag_values(event, "clone").map(str::to_owned).collect();
-        // Kept for as long as the PR waits: collected from filters, a vector starts with
-        // room for four (256 bytes of coordinates for the usual one; dhat, 10k waiting PRs).
-        repos.shrink_to_fit();
-        clone.shrink_to_fit();
         Some(PullRequest {
             repos,
             tip: Oid::parse(c).ok_or_else(|| c.to_owned()),
-            clone,
+            clone: tag_values(event, "clone").map(str::to_owned).collect(),
         })
     }
 }

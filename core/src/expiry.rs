@@ -7,7 +7,7 @@ use crate::ident::Ident;
 use crate::journal::{JournalKey, JournalRecord};
 use crate::oid::Oid;
 use crate::packed::PackedEvent;
-use crate::purgatory::{Entry, Pending, Placeholder, PrTarget, Waiting};
+use crate::purgatory::{Entry, Pending, Placeholder, Waiting};
 use crate::repo::RepoId;
 use crate::repo_index::{AnnInfo, AnnStatus, StateInfo};
 
@@ -246,13 +246,7 @@ impl Engine {
                     let Some(pr) = PullRequest::parse(&event) else {
                         return;
                     };
-                    Waiting::Pr {
-                        pr: Box::new(PrTarget {
-                            tip: pr.tip,
-                            repos: pr.repos,
-                        }),
-                        clone: pr.clone,
-                    }
+                    Waiting::pull_request(pr)
                 };
                 self.related.accept(&event);
                 let entry = Entry {

@@ -4,7 +4,7 @@
 use crate::effect::{Effect, ReplyToken, ServePath};
 use crate::engine::{Engine, TimerKey};
 use crate::event::{self, Origin, PullRequest};
-use crate::purgatory::{PrTarget, Waiting};
+use crate::purgatory::Waiting;
 use crate::repo::RepoId;
 use nostr::prelude::{Coordinate, Event};
 
@@ -61,19 +61,7 @@ impl Engine {
             }
         }
         let tip = pr.tip.clone();
-        self.enter_purgatory(
-            e,
-            &d,
-            Waiting::Pr {
-                pr: Box::new(PrTarget {
-                    tip: pr.tip,
-                    repos: pr.repos,
-                }),
-                clone: pr.clone,
-            },
-            origin,
-            Some(token),
-        );
+        self.enter_purgatory(e, &d, Waiting::pull_request(pr), origin, Some(token));
         match tip {
             Ok(oid) if !hosted.is_empty() => self.check_objects(&d, vec![oid], Some(id)),
             _ => self.finalize_waiting(&id),

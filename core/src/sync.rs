@@ -153,7 +153,7 @@ impl Engine {
             .purgatory
             .entries_of(Some(d))
             .filter_map(|e| match &e.what {
-                Waiting::Pr { clone, .. } => Some(clone.clone()),
+                Waiting::Pr { clone, .. } => Some(clone.iter().map(|u| u.to_string())),
                 _ => None,
             })
             .flatten()
