@@ -114,6 +114,12 @@ impl Engine {
     /// Handles one input. Results come out of [`Engine::poll_effect`].
     pub fn handle_input(&mut self, now: Time, input: Input) {
         self.advance_clock(now);
+        if !matches!(
+            input,
+            Input::Stored(_) | Input::Restore(_) | Input::Hydrated
+        ) {
+            self.fire_due_expiries();
+        }
         match input {
             Input::Event {
                 token,
@@ -144,6 +150,7 @@ impl Engine {
     /// reason for the git client.
     pub fn handle_push_request(&mut self, now: Time, request: &PushRequest) -> PushVerdict {
         self.advance_clock(now);
+        self.fire_due_expiries();
         self.decide_push(request)
     }
 
@@ -181,6 +188,7 @@ impl Engine {
         if let Effect::DeleteRepo { repo } = &effect {
             // Objects known present there are gone with it.
             if let Some(d) = self.idents.get(&repo.d) {
+                self.retarget_attempt(d, repo);
                 if let Some(map) = self.present.get_mut(&d) {
                     map.retain(|_, r| r != repo);
                     if map.is_empty() {

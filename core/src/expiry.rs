@@ -12,6 +12,19 @@ use crate::repo::RepoId;
 use crate::repo_index::{AnnInfo, AnnStatus, StateInfo};
 
 impl Engine {
+    /// Before a live input at `now`: fires the deadlines due by then, so that no input —
+    /// and no view taken after it — sees an entry or placeholder past its deadline. The
+    /// timer that should have fired may be a moment behind the input that arrives at the
+    /// same millisecond (a 700,000-seed sweep found expiries missed by exactly that).
+    /// Hydration inputs skip it: [`crate::Input::Hydrated`] fires what expired while down.
+    pub(crate) fn fire_due_expiries(&mut self) {
+        let now = self.now;
+        let due = |t: Option<crate::time::Time>| t.is_some_and(|t| t <= now);
+        if due(self.purgatory.next_expiry()) || due(self.timers.next()) {
+            self.on_timeout();
+        }
+    }
+
     /// Fires every due deadline in `(time, kind, key)` order: at equal times purgatory
     /// entries first (in id order), then placeholders, expired memories (in id order) and
     /// sync attempts, as when they were all kinds of one timer key in this order.
@@ -46,7 +59,11 @@ impl Engine {
         for domain in self.throttle.queued_domains() {
             self.pump(domain);
         }
-        self.throttle.gc(now);
+        for domain in self.throttle.gc(now) {
+            self.emit(Effect::Forget {
+                key: JournalKey::DomainWindow(domain),
+            });
+        }
     }
 
     /// Runs a due timer other than an entry's. Not inlined: most timeouts fire nothing,
@@ -277,6 +294,10 @@ impl Engine {
             }
             JournalRecord::Expired { event_id, until } => {
                 self.purgatory.expired.remember(&event_id, until);
+            }
+            JournalRecord::DomainWindow { domain, starts } => {
+                let now = self.now;
+                self.throttle.restore_window(&domain, &starts, now);
             }
         }
     }

@@ -44,6 +44,15 @@ pub enum JournalRecord {
         /// When the memory lapses.
         until: Time,
     },
+    /// The start times of the requests made to a remote domain in its current sliding
+    /// window: a restart must not forget them, or a server in a crash loop would send the
+    /// domain a fresh per-minute budget after every start.
+    DomainWindow {
+        /// The domain (a clone URL's authority).
+        domain: String,
+        /// Request start times, oldest first.
+        starts: Vec<Time>,
+    },
 }
 
 /// The key a journal record is stored and forgotten under.
@@ -55,6 +64,8 @@ pub enum JournalKey {
     Placeholder(RepoId, EventId),
     /// An expiry memory.
     Expired(EventId),
+    /// A domain's request window.
+    DomainWindow(String),
 }
 
 impl JournalRecord {
@@ -66,11 +77,12 @@ impl JournalRecord {
                 JournalKey::Placeholder(repo.clone(), *event_id)
             }
             JournalRecord::Expired { event_id, .. } => JournalKey::Expired(*event_id),
+            JournalRecord::DomainWindow { domain, .. } => JournalKey::DomainWindow(domain.clone()),
         }
     }
 }
 
-/// Keys render as stable strings (`w:<id>`, `p:<npub>/<d>.git:<id>`, `x:<id>`), usable as
+/// Keys render as stable strings (`w:<id>`, `p:<npub>/<d>.git:<id>`, `x:<id>`, `t:<domain>`), usable as
 /// database keys or file names by the driver.
 impl fmt::Display for JournalKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -80,6 +92,7 @@ impl fmt::Display for JournalKey {
                 write!(f, "p:{}/{}.git:{}", npub(&repo.owner), repo.d, id.to_hex())
             }
             JournalKey::Expired(id) => write!(f, "x:{}", id.to_hex()),
+            JournalKey::DomainWindow(domain) => write!(f, "t:{domain}"),
         }
     }
 }

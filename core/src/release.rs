@@ -96,8 +96,21 @@ impl Engine {
                     refs: refs.clone(),
                 };
                 let sources = self.present.get(&d).cloned().unwrap_or_default();
+                let mut aligned = false;
                 for t in &targets {
-                    self.align_if_not_newer(t, &info, &sources, path);
+                    aligned |= self.align_if_not_newer(t, &info, &sources, path);
+                }
+                if !aligned {
+                    // A newer state governs every target, so none is aligned to this one;
+                    // its objects may still lie in different repositories (one pushed to
+                    // another owner's, one fetched here). Served, it must be whole in
+                    // one: the author's own repository if it is a target, else the first.
+                    let keeper = targets
+                        .iter()
+                        .find(|t| t.owner == author)
+                        .unwrap_or(&targets[0])
+                        .clone();
+                    self.copy_missing(&keeper, &info, &sources);
                 }
                 if self
                     .repos
@@ -146,34 +159,22 @@ impl Engine {
 
     /// Brings `target` into line with `state` unless it has a newer authoritative state:
     /// copies missing objects from where they are, sets branches, tags and HEAD, and
-    /// releases the target's waiting announcement.
+    /// releases the target's waiting announcement. Returns whether it aligned `target`.
     pub(crate) fn align_if_not_newer(
         &mut self,
         target: &RepoId,
         state: &StateInfo,
         sources: &BTreeMap<Oid, RepoId>,
         path: ServePath,
-    ) {
+    ) -> bool {
         if self
             .repos
             .authoritative(target)
             .is_some_and(|a| a.order_key() > state.order_key())
         {
-            return;
+            return false;
         }
-        let mut by_source: BTreeMap<&RepoId, Vec<Oid>> = BTreeMap::new();
-        for oid in state.refs.oids() {
-            if let Some(src) = sources.get(&oid).filter(|s| *s != target) {
-                by_source.entry(src).or_default().push(oid);
-            }
-        }
-        for (from, oids) in by_source {
-            self.emit(Effect::CopyObjects {
-                from: from.clone(),
-                to: target.clone(),
-                oids,
-            });
-        }
+        self.copy_missing(target, state, sources);
         self.emit(Effect::AlignRepo {
             repo: target.clone(),
             refs: state.refs.branches_and_tags().into_iter().collect(),
@@ -188,6 +189,29 @@ impl Engine {
                 a.status = AnnStatus::Served;
             }
             self.serve_waiting(&aid, path);
+        }
+        true
+    }
+
+    /// Copies into `target` the objects of `state` that are known present elsewhere.
+    fn copy_missing(
+        &mut self,
+        target: &RepoId,
+        state: &StateInfo,
+        sources: &BTreeMap<Oid, RepoId>,
+    ) {
+        let mut by_source: BTreeMap<&RepoId, Vec<Oid>> = BTreeMap::new();
+        for oid in state.refs.oids() {
+            if let Some(src) = sources.get(&oid).filter(|s| *s != target) {
+                by_source.entry(src).or_default().push(oid);
+            }
+        }
+        for (from, oids) in by_source {
+            self.emit(Effect::CopyObjects {
+                from: from.clone(),
+                to: target.clone(),
+                oids,
+            });
         }
     }
 

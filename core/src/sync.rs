@@ -12,6 +12,7 @@ use crate::needs::needs_in;
 use crate::oid::Oid;
 use crate::outcome::Outcome;
 use crate::purgatory::Waiting;
+use crate::repo::RepoId;
 use crate::sync_queue::{Attempt, Cursor, KnownUrl, RequestInfo, RequestKind};
 use crate::throttle::DomainId;
 use crate::time::Time;
@@ -210,6 +211,9 @@ impl Engine {
         if matches!(kind, RequestKind::ListRefs) {
             cursor.next += 1;
         }
+        if let Some(record) = self.throttle.window_record(domain, now) {
+            self.emit(Effect::Persist { record });
+        }
         let request = self.next_request();
         let entry = self.sync.entries.get_mut(&d).expect("checked above");
         let attempt = entry
@@ -227,6 +231,7 @@ impl Engine {
             domain,
             url,
             kind: kind.clone(),
+            into: into.clone(),
         };
         self.sync.requests.insert(request, info);
         let domain = self.throttle.name(domain).to_owned();
@@ -362,15 +367,53 @@ impl Engine {
         };
         self.counters.objects_fetched += present.len() as u64;
         self.counters.bytes_fetched += bytes;
-        let into = match &info.kind {
-            RequestKind::Fetch(_) => self.sync.attempt_mut(info.d).map(|a| a.into.clone()),
-            RequestKind::ListRefs => None,
-        };
-        if let Some(into) = into {
-            self.note_present(info.d, present, &into);
+        if self.refetch_if_target_gone(&info) {
+            return self.after_request(&info);
+        }
+        if let Some(into) = &info.into {
+            self.note_present(info.d, present, into);
             self.release_ready(info.d, ServePath::Sync);
         }
         self.after_request(&info);
+    }
+
+    /// A fetch whose target repository was deleted while it ran (its announcement
+    /// soft-expired): whatever it brought went with the repository, and its failure is
+    /// ours, not the server's. It is asked again, into the attempt's new target, in this
+    /// attempt — a backoff step for it would leave data that is ready waiting for minutes.
+    /// Returns whether it was requeued.
+    fn refetch_if_target_gone(&mut self, info: &RequestInfo) -> bool {
+        let (RequestKind::Fetch(oids), Some(sent_into)) = (&info.kind, &info.into) else {
+            return false;
+        };
+        let Some(attempt) = self.sync.attempt_mut(info.d) else {
+            return false;
+        };
+        if attempt.into == *sent_into {
+            return false;
+        }
+        let Some(cursor) = attempt.cursor_mut(info.domain) else {
+            return false;
+        };
+        cursor.fetch_next.push_front((info.url, oids.clone()));
+        true
+    }
+
+    /// Repository `gone` is being deleted: a running attempt of its identifier that fills
+    /// it moves to another live repository of the identifier (if none is left, fetches
+    /// have nowhere to go and the attempt ends as its requests fail).
+    pub(crate) fn retarget_attempt(&mut self, d: Ident, gone: &RepoId) {
+        if self.sync.attempt_mut(d).is_none_or(|a| a.into != *gone) {
+            return;
+        }
+        let next = self
+            .repos
+            .repos(self.idents.name(d))
+            .into_iter()
+            .find(|r| r != gone);
+        if let (Some(next), Some(a)) = (next, self.sync.attempt_mut(d)) {
+            a.into = next;
+        }
     }
 
     pub(crate) fn on_request_failed(&mut self, request: RequestId, failure: Failure) {
@@ -382,6 +425,9 @@ impl Engine {
         *self.counters.failures.entry(kind.clone()).or_default() += 1;
         if kind == FailureKind::RateLimited {
             self.counters.remote_rate_limited += 1;
+        }
+        if self.refetch_if_target_gone(&info) {
+            return self.after_request(&info);
         }
         // A server that refuses part of a multi-object fetch may still serve the rest:
         // ask again for each half (a few extra requests, never one full fetch per id).

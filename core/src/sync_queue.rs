@@ -103,6 +103,9 @@ pub(crate) struct RequestInfo {
     /// Index of its URL in the identifier's list.
     pub(crate) url: u32,
     pub(crate) kind: RequestKind,
+    /// For a fetch, the repository it fills: the attempt's target when it was sent (the
+    /// target moves if that repository is deleted meanwhile).
+    pub(crate) into: Option<RepoId>,
 }
 
 /// Every identifier's sync state and the requests in flight.

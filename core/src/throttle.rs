@@ -13,6 +13,7 @@
 //! domains cannot grow the table.
 
 use crate::ident::{Ident, IdentMap, Idents};
+use crate::journal::JournalRecord;
 use crate::keyed::Keyed;
 use crate::time::Time;
 use std::collections::{BTreeSet, VecDeque};
@@ -35,6 +36,8 @@ pub(crate) struct Domain {
     queued: BTreeSet<Ident>,
     /// Sync attempts that hold this domain's handle.
     holders: u32,
+    /// Its window is in the journal (a `t:` record to forget when the domain is freed).
+    journalled: bool,
     /// Requests ever made.
     pub(crate) requests: u64,
     /// Times an identifier had to queue because the domain was saturated.
@@ -132,6 +135,7 @@ impl Throttle {
             d.in_flight += 1;
             d.window.push_back(now);
             d.requests += 1;
+            d.journalled = true;
             true
         } else {
             if d.queued.insert(ident) {
@@ -204,9 +208,39 @@ impl Throttle {
             .min()
     }
 
+    /// The journal record of `domain`'s window, pruned to `now`: written after every
+    /// request it starts, so that a restart resumes the window instead of a fresh budget.
+    pub(crate) fn window_record(&mut self, domain: DomainId, now: Time) -> Option<JournalRecord> {
+        let window = self.window;
+        let d = self.domains.get_mut(&domain.0)?;
+        d.prune(window, now);
+        Some(JournalRecord::DomainWindow {
+            domain: self.names.name(domain.0).to_owned(),
+            starts: d.window.iter().copied().collect(),
+        })
+    }
+
+    /// Startup: a domain's window from the journal. Only starts within `window` of `now`
+    /// count; the domain is freed by [`Throttle::gc`] once they slide out (its record then
+    /// forgotten).
+    pub(crate) fn restore_window(&mut self, domain: &str, starts: &[Time], now: Time) {
+        let window = self.window;
+        let id = self.names.intern(domain);
+        let d = self.domains.get_or_default(id);
+        d.journalled = true;
+        let mut all: Vec<Time> = d.window.iter().chain(starts).copied().collect();
+        all.sort();
+        // A journal cannot make a domain hold more than its budget (a corrupt or hostile
+        // record): the newest `rate` starts are kept.
+        let keep = all.len().saturating_sub(self.rate as usize);
+        d.window = all.into_iter().skip(keep).collect();
+        d.prune(window, now);
+    }
+
     /// Drops idle domains: no attempt holds them and nothing is in flight, queued or in the
-    /// window. Their handles are freed for reuse.
-    pub(crate) fn gc(&mut self, now: Time) {
+    /// window. Their handles are freed for reuse; the names of those whose window was in
+    /// the journal are returned, for their records to be forgotten.
+    pub(crate) fn gc(&mut self, now: Time) -> Vec<String> {
         let window = self.window;
         let idle: Vec<Ident> = self
             .domains
@@ -219,10 +253,15 @@ impl Throttle {
             })
             .map(|(id, _)| id)
             .collect();
+        let mut forget = Vec::new();
         for id in idle {
-            self.domains.remove(&id);
+            if self.domains.remove(&id).is_some_and(|d| d.journalled) {
+                forget.push(self.names.name(id).to_owned());
+            }
             self.names.free(id);
         }
+        forget.sort();
+        forget
     }
 
     /// Every domain with its name, by name (for metrics).

@@ -75,6 +75,7 @@ fn kind_of(r: &JournalRecord) -> &'static str {
         JournalRecord::Waiting { .. } => "waiting",
         JournalRecord::Placeholder { .. } => "placeholder",
         JournalRecord::Expired { .. } => "expired",
+        JournalRecord::DomainWindow { .. } => "domain window",
     }
 }
 

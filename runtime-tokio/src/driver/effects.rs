@@ -172,7 +172,7 @@ impl Driver {
                 }
                 let id = journal_event(&record.key());
                 self.writes
-                    .other(Some(id), "journal record", self.journal.put(&record));
+                    .other(id, "journal record", self.journal.put(&record));
             }
             Effect::Forget { key } => {
                 if self.writes.is_full() {
@@ -314,8 +314,12 @@ impl Driver {
 }
 
 /// The event a journal key is about: its write must be durable before that event's OK.
-fn journal_event(key: &JournalKey) -> EventId {
+/// A domain's request window is about no event.
+fn journal_event(key: &JournalKey) -> Option<EventId> {
     match key {
-        JournalKey::Waiting(id) | JournalKey::Expired(id) | JournalKey::Placeholder(_, id) => *id,
+        JournalKey::Waiting(id) | JournalKey::Expired(id) | JournalKey::Placeholder(_, id) => {
+            Some(*id)
+        }
+        JournalKey::DomainWindow(_) => None,
     }
 }
