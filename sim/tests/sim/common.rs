@@ -29,6 +29,13 @@ pub fn seeds() -> u64 {
         .map_or(10_000, |s| s.parse().expect("SIM_SEEDS is a number"))
 }
 
+/// `SIM_FROM`: the first seed of the sweep (default 0), so sweeps can explore fresh ranges.
+pub fn from() -> u64 {
+    std::env::var("SIM_FROM")
+        .ok()
+        .map_or(0, |s| s.parse().expect("SIM_FROM is a number"))
+}
+
 /// `SIM_SHAPE`: force a shape.
 pub fn shape() -> Option<Shape> {
     let s = std::env::var("SIM_SHAPE").ok()?;
@@ -54,12 +61,22 @@ pub fn planted() -> Planted {
 
 /// Panics with the violation, the trace tail and the replay line.
 pub fn fail(r: &RunResult) -> ! {
-    let v = r.violation.as_ref().expect("a violation");
+    print_tail(r);
+    panic!("{}", describe(r));
+}
+
+/// The trace tail of a failed run, to stderr.
+pub fn print_tail(r: &RunResult) {
     let tail: Vec<&String> = r.trace.iter().rev().take(40).rev().collect();
     for l in tail {
         eprintln!("  {l}");
     }
-    panic!(
+}
+
+/// One line: the broken invariant, where, and the replay command.
+pub fn describe(r: &RunResult) -> String {
+    let v = r.violation.as_ref().expect("a violation");
+    format!(
         "invariant {} broken at {} (seed {}, shape {:?}): {}\nreplay: {}",
         v.invariant,
         v.at,
@@ -67,5 +84,5 @@ pub fn fail(r: &RunResult) -> ! {
         r.shape,
         v.detail,
         r.replay()
-    );
+    )
 }

@@ -37,3 +37,69 @@ fn seed_6361_release_after_source_repo_deleted() {
         );
     }
 }
+
+/// The eight seeds of the 700,000-seed sweep (issue 18), each with the invariant it broke
+/// and the engine-level test of its root cause in `core/tests/deep_sweep.rs`.
+const DEEP_SWEEP: &[(u64, Shape, &str)] = &[
+    // A superseded state served with its objects split between two repositories.
+    (
+        146816,
+        Shape::Governance,
+        "a_superseded_state_is_served_whole_in_one_repository",
+    ),
+    // An attempt kept fetching into a repository deleted under it.
+    (
+        418619,
+        Shape::Governance,
+        "a_fetch_into_a_deleted_repository_is_asked_again_into_a_live_one",
+    ),
+    // An input at the deadline's millisecond saw the entry still waiting.
+    (
+        375416,
+        Shape::Flood,
+        "an_input_at_the_deadline_finds_the_entry_expired",
+    ),
+    (
+        572291,
+        Shape::Flood,
+        "an_input_at_the_deadline_finds_the_entry_expired",
+    ),
+    (
+        582546,
+        Shape::Flood,
+        "an_input_at_the_deadline_finds_the_entry_expired",
+    ),
+    (
+        628487,
+        Shape::Flood,
+        "an_input_at_the_deadline_finds_the_entry_expired",
+    ),
+    // A restart forgot the domains' request windows.
+    (
+        154081,
+        Shape::Restarts,
+        "a_restart_resumes_each_domains_request_window",
+    ),
+    (
+        224319,
+        Shape::Restarts,
+        "a_restart_resumes_each_domains_request_window",
+    ),
+];
+
+#[test]
+fn deep_sweep_seeds() {
+    let mut broken = Vec::new();
+    for &(seed, shape, test) in DEEP_SWEEP {
+        let r = run_seed(seed, shape, Options::default());
+        if let Some(v) = &r.violation {
+            broken.push(format!(
+                "seed {seed} ({shape:?}) {}: {} (engine test {test}; replay: {})",
+                v.invariant,
+                v.detail,
+                r.replay()
+            ));
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}

@@ -3,40 +3,55 @@
 use crate::common;
 use grasp_sim::{Options, Planted, Shape, SweepReport, run_seed, sweep};
 
+/// Sweeps `SIM_SEEDS` seeds from `SIM_FROM` for `shapes` (each seed runs the shape
+/// `Shape::for_seed` maps it to) and reports every failing seed of every shape before it
+/// fails: a sweep that stopped at its first failure hid the others.
 fn run_shapes(shapes: &[Shape]) -> SweepReport {
-    let total = common::seeds();
-    let per = total.div_ceil(Shape::ALL.len() as u64);
+    let (from, total) = (common::from(), common::seeds());
+    let n = Shape::ALL.len() as u64;
     let mut report = SweepReport::default();
+    let mut failed = Vec::new();
     for shape in shapes {
         let i = Shape::ALL.iter().position(|s| s == shape).expect("a shape") as u64;
         // Seeds of a shape are those `Shape::for_seed` maps to it.
-        let seeds = (0..per).map(|k| k * Shape::ALL.len() as u64 + i);
-        let n = Shape::ALL.len();
-        println!(
-            "shape {shape:?}: seeds {i}, {}, ... {} (every {n}th)",
-            i + n as u64,
-            (per - 1) * n as u64 + i
-        );
+        let first = from + (i + n - from % n) % n;
+        let seeds: Vec<u64> = (first..from + total).step_by(n as usize).collect();
+        if let (Some(a), Some(z)) = (seeds.first(), seeds.last()) {
+            println!(
+                "shape {shape:?}: seeds {a}, {}, ... {z} (every {n}th)",
+                a + n
+            );
+        }
         let (r, failures) = sweep(seeds, None, Planted::None);
         println!(
-            "shape {shape:?}: {} seeds passed in {:.1} s",
-            r.seeds, r.wall_secs
+            "shape {shape:?}: {} seeds passed in {:.1} s, {} failed",
+            r.seeds,
+            r.wall_secs,
+            failures.len()
         );
         report.merge(&r);
         for f in failures {
             let v = f.violation.as_ref().expect("a failure");
             match common::known_bug(f.seed, v.invariant) {
                 Some(note) => println!("seed {} hits a known engine bug ({note})", f.seed),
-                None => {
-                    let opts = Options {
-                        planted: f.planted,
-                        keep_trace: true,
-                        ..Options::default()
-                    };
-                    common::fail(&run_seed(f.seed, f.shape, opts))
-                }
+                None => failed.push(f),
             }
         }
+    }
+    if !failed.is_empty() {
+        let mut lines = Vec::new();
+        for f in &failed {
+            let opts = Options {
+                planted: f.planted,
+                keep_trace: true,
+                ..Options::default()
+            };
+            let r = run_seed(f.seed, f.shape, opts);
+            eprintln!("== seed {} ({:?})", r.seed, r.shape);
+            common::print_tail(&r);
+            lines.push(common::describe(&r));
+        }
+        panic!("{} seeds failed:\n{}", failed.len(), lines.join("\n"));
     }
     report
 }
