@@ -48,7 +48,7 @@ pub struct Config {
 /// Caps on purgatory and hosting, each with a clear refusal when exceeded.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Purgatory entries (events and placeholders) in total.
+    /// Events waiting in purgatory in total (placeholders have their own budget).
     pub purgatory_total: usize,
     /// Purgatory entries per author.
     pub purgatory_per_author: usize,
@@ -58,6 +58,14 @@ pub struct Limits {
     pub repos_per_author: usize,
     /// Clone URLs considered per identifier and attempt.
     pub urls_per_identifier: usize,
+    /// New `refs/nostr/<id>` placeholders one push may create.
+    pub placeholders_per_push: usize,
+    /// Placeholders one repository may hold.
+    pub placeholders_per_repo: usize,
+    /// Placeholders pushed from one client address.
+    pub placeholders_per_client: usize,
+    /// Placeholders in total (apart from purgatory's events).
+    pub placeholders_total: usize,
 }
 
 impl Default for Limits {
@@ -68,6 +76,10 @@ impl Default for Limits {
             purgatory_per_identifier: 2_000,
             repos_per_author: 1_000,
             urls_per_identifier: 32,
+            placeholders_per_push: 100,
+            placeholders_per_repo: 1_000,
+            placeholders_per_client: 1_000,
+            placeholders_total: 25_000,
         }
     }
 }

@@ -131,7 +131,8 @@ impl Engine {
                 repo,
                 updates,
                 refs,
-            } => self.on_push_applied(repo, updates, refs),
+                client,
+            } => self.on_push_applied(repo, updates, refs, client),
             Input::ObjectsChecked { check, found } => self.on_objects_checked(check, found),
             Input::RefsListed { request, refs } => self.on_refs_listed(request, refs),
             Input::Fetched {

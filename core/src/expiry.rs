@@ -7,7 +7,8 @@ use crate::ident::Ident;
 use crate::journal::{JournalKey, JournalRecord};
 use crate::oid::Oid;
 use crate::packed::PackedEvent;
-use crate::purgatory::{Entry, Pending, Placeholder, Waiting};
+use crate::placeholders::Placeholder;
+use crate::purgatory::{Entry, Pending, Waiting};
 use crate::repo::RepoId;
 use crate::repo_index::{AnnInfo, AnnStatus, StateInfo};
 
@@ -139,12 +140,7 @@ impl Engine {
     }
 
     fn expire_placeholder(&mut self, repo: &RepoId, id: &nostr::prelude::EventId) {
-        if self
-            .purgatory
-            .placeholders
-            .remove(&(repo.clone(), *id))
-            .is_some()
-        {
+        if self.purgatory.placeholders.remove(repo, id).is_some() {
             self.emit(Effect::SetRef {
                 repo: repo.clone(),
                 name: format!("refs/nostr/{}", id.to_hex()),
@@ -283,6 +279,7 @@ impl Engine {
                 event_id,
                 oid,
                 deadline,
+                client,
             } => {
                 self.timers.set(
                     TimerKey::Placeholder(Box::new((repo.clone(), event_id))),
@@ -290,7 +287,7 @@ impl Engine {
                 );
                 self.purgatory
                     .placeholders
-                    .insert((repo, event_id), Placeholder { oid });
+                    .insert(repo, event_id, Placeholder { oid, client });
             }
             JournalRecord::Expired { event_id, until } => {
                 self.purgatory.expired.remember(&event_id, until);

@@ -32,6 +32,8 @@ pub enum Input {
         updates: Vec<RefUpdate>,
         /// Every ref of the repository after the push.
         refs: Vec<(String, Oid)>,
+        /// The pushing client's address, as in its [`PushRequest`].
+        client: Option<String>,
     },
     /// The answer to [`crate::Effect::CheckObjects`]: which objects exist where.
     ObjectsChecked {
@@ -120,6 +122,9 @@ pub struct PushRequest {
     pub current: Vec<(String, Oid)>,
     /// The ref updates the client asks for.
     pub updates: Vec<RefUpdate>,
+    /// The pushing client's address, for per-address budgets (`None` when unknown: only
+    /// the other budgets apply).
+    pub client: Option<String>,
 }
 
 /// The decision on a push: per ref, accepted or refused with a reason the git client shows.

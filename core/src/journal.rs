@@ -36,6 +36,10 @@ pub enum JournalRecord {
         oid: Oid,
         /// When the placeholder and its ref are removed.
         deadline: Time,
+        /// The address it was pushed from, for the per-address budget (absent in records
+        /// written before that budget existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
     },
     /// An event that expired without its data, remembered so sync does not requeue it.
     Expired {

@@ -65,6 +65,7 @@ mod needs;
 mod oid;
 mod outcome;
 mod packed;
+mod placeholders;
 mod pull_request;
 mod purgatory;
 mod push;

@@ -44,7 +44,7 @@ impl Engine {
         // A git-first placeholder: the right tip becomes the PR's; a wrong one is deleted
         // at once and the PR waits.
         for repo in &hosted {
-            let Some(ph) = self.purgatory.placeholders.remove(&(repo.clone(), id)) else {
+            let Some(ph) = self.purgatory.placeholders.remove(repo, &id) else {
                 continue;
             };
             self.timers

@@ -10,7 +10,6 @@ use crate::keyed::{Keyed, KeyedMap};
 use crate::needs::NeedIndex;
 use crate::oid::Oid;
 use crate::packed::PackedEvent;
-use crate::repo::RepoId;
 use crate::time::Time;
 use crate::timers::DeadlineSet;
 use nostr::prelude::{Coordinate, EventId, PublicKey};
@@ -181,12 +180,6 @@ fn author_key(what: &Waiting) -> Option<bool> {
     }
 }
 
-/// A commit pushed to `refs/nostr/<id>` before the event with that id arrived.
-#[derive(Clone, Debug)]
-pub(crate) struct Placeholder {
-    pub(crate) oid: Oid,
-}
-
 /// The entries of one identifier: each is in `latest` or in `others`, not both (a set of
 /// all its ids beside `latest` would cost ~37 bytes more per entry).
 #[derive(Debug, Default)]
@@ -220,7 +213,7 @@ pub(crate) struct Purgatory {
     /// Entries per author, for the cap: hashed (authors are chosen by senders; keyed), as
     /// a B-tree of 32-byte keys cost a `memcmp` call per level on every entry and removal.
     per_author: KeyedMap<PublicKey, usize>,
-    pub(crate) placeholders: BTreeMap<(RepoId, EventId), Placeholder>,
+    pub(crate) placeholders: crate::placeholders::Placeholders,
     pub(crate) expired: crate::expired::ExpiredMemory,
     /// What the entries of each identifier need.
     pub(crate) needs: NeedIndex,
@@ -234,7 +227,7 @@ impl Purgatory {
             expiry: DeadlineSet::default(),
             by_d: IdentMap::default(),
             per_author: keys.map(),
-            placeholders: BTreeMap::new(),
+            placeholders: crate::placeholders::Placeholders::default(),
             expired: crate::expired::ExpiredMemory::default(),
             needs: NeedIndex::default(),
         }
@@ -372,8 +365,9 @@ impl Purgatory {
         self.entries.values().map(|e| &**e)
     }
 
+    /// Events waiting (placeholders are counted apart, against their own budget).
     pub(crate) fn len(&self) -> usize {
-        self.entries.len() + self.placeholders.len()
+        self.entries.len()
     }
 
     pub(crate) fn count_author(&self, pk: &PublicKey) -> usize {

@@ -7,7 +7,8 @@ use crate::event::is_branch_or_tag;
 use crate::input::{PushRequest, PushVerdict, RefUpdate};
 use crate::journal::{JournalKey, JournalRecord};
 use crate::oid::Oid;
-use crate::purgatory::{Placeholder, Waiting};
+use crate::placeholders::Placeholder;
+use crate::purgatory::Waiting;
 use crate::repo::RepoId;
 use crate::repo_index::AnnStatus;
 use nostr::prelude::EventId;
@@ -54,6 +55,7 @@ impl Engine {
         } else {
             self.aligns_with_state(req)
         };
+        let placeholder_verdict = self.placeholder_budget(req);
         let refs = req
             .updates
             .iter()
@@ -61,7 +63,12 @@ impl Engine {
                 let r = if is_branch_or_tag(&u.name) {
                     state_verdict.clone()
                 } else if let Some(id) = nostr_ref_id(&u.name) {
-                    self.decide_nostr_ref(u, id)
+                    self.decide_nostr_ref(u, id).and_then(|()| {
+                        match (&placeholder_verdict, self.makes_placeholder(&req.repo, u)) {
+                            (Err(why), true) => Err(why.clone()),
+                            _ => Ok(()),
+                        }
+                    })
                 } else {
                     Err("only refs/heads/*, refs/tags/* and refs/nostr/<event-id> may be pushed here".to_owned())
                 };
@@ -69,6 +76,37 @@ impl Engine {
             })
             .collect();
         PushVerdict { refs }
+    }
+
+    /// Whether update `u` of `repo` would create a new placeholder: a `refs/nostr/<id>`
+    /// whose event is neither waiting nor stored, and which has none yet.
+    fn makes_placeholder(&self, repo: &RepoId, u: &RefUpdate) -> bool {
+        let Some(Ok(id)) = nostr_ref_id(&u.name) else {
+            return false;
+        };
+        u.new.is_some()
+            && !self.purgatory.contains(&id)
+            && !self.pr_tips.contains_key(&id)
+            && !self.purgatory.placeholders.contains(repo, &id)
+    }
+
+    /// The placeholder budget for the new placeholders a push would create, checked
+    /// before git writes anything: every such ref is refused when they do not all fit.
+    fn placeholder_budget(&self, req: &PushRequest) -> Result<(), String> {
+        let new = req
+            .updates
+            .iter()
+            .filter(|u| self.makes_placeholder(&req.repo, u))
+            .count();
+        let limits = &self.config.limits;
+        match self
+            .purgatory
+            .placeholders
+            .refusal(limits, &req.repo, req.client.as_deref(), new)
+        {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
     }
 
     fn decide_nostr_ref(&self, u: &RefUpdate, id: Result<EventId, ()>) -> Result<(), String> {
@@ -155,6 +193,7 @@ impl Engine {
         repo: RepoId,
         updates: Vec<RefUpdate>,
         refs: Vec<(String, Oid)>,
+        client: Option<String>,
     ) {
         let d = repo.d.clone();
         // refs/nostr/<id>: a waiting PR is satisfied below; a stored one is mirrored; an
@@ -171,10 +210,30 @@ impl Engine {
                 self.mirror_pr(id, new, &repo, &targets);
                 continue;
             }
+            let placeholders = &self.purgatory.placeholders;
+            let new_one = !placeholders.contains(&repo, &id);
+            if new_one
+                && placeholders
+                    .refusal(&self.config.limits, &repo, client.as_deref(), 1)
+                    .is_some()
+            {
+                // Over budget although the push was accepted (concurrent pushes decided
+                // before either landed): the ref goes, nothing is held for it.
+                self.emit(Effect::SetRef {
+                    repo: repo.clone(),
+                    name: u.name.clone(),
+                    target: None,
+                });
+                continue;
+            }
             let deadline = self.now.plus(self.config.purgatory_expiry);
+            let placeholder = Placeholder {
+                oid: new,
+                client: client.clone(),
+            };
             self.purgatory
                 .placeholders
-                .insert((repo.clone(), id), Placeholder { oid: new });
+                .insert(repo.clone(), id, placeholder);
             self.timers.set(
                 TimerKey::Placeholder(Box::new((repo.clone(), id))),
                 deadline,
@@ -185,6 +244,7 @@ impl Engine {
                     event_id: id,
                     oid: new,
                     deadline,
+                    client: client.clone(),
                 },
             });
         }
@@ -255,12 +315,7 @@ impl Engine {
     }
 
     pub(crate) fn forget_placeholder(&mut self, repo: &RepoId, id: &EventId) {
-        if self
-            .purgatory
-            .placeholders
-            .remove(&(repo.clone(), *id))
-            .is_some()
-        {
+        if self.purgatory.placeholders.remove(repo, id).is_some() {
             self.timers
                 .cancel(&TimerKey::Placeholder(Box::new((repo.clone(), *id))));
             self.emit(Effect::Forget {

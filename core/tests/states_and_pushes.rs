@@ -473,6 +473,7 @@ fn authorization_rechecked_at_release() {
         repo: r.clone(),
         updates: vec![],
         refs: vec![("refs/heads/x".into(), oid(1))],
+        client: None,
     });
     assert!(
         !h.is_stored(&st.id),

@@ -67,6 +67,7 @@ impl PushAuthorizer for Recorder {
         repo: &RepoPath,
         current: &RepoRefs,
         updates: &[RefUpdate],
+        _client: Option<std::net::IpAddr>,
     ) -> PushDecision {
         self.calls.lock().expect("lock").authorized.push((
             repo.clone(),
@@ -82,7 +83,13 @@ impl PushAuthorizer for Recorder {
             })
     }
 
-    async fn after_push(&self, repo: &RepoPath, _updates: &[RefUpdate], refs: &RepoRefs) {
+    async fn after_push(
+        &self,
+        repo: &RepoPath,
+        _updates: &[RefUpdate],
+        refs: &RepoRefs,
+        _client: Option<std::net::IpAddr>,
+    ) {
         tokio::time::sleep(self.after_delay).await;
         self.calls
             .lock()

@@ -260,6 +260,7 @@ impl Driver {
             repo: repo.clone(),
             current,
             updates: updates.clone(),
+            client: None,
         };
         let verdict = self.engine.handle_push_request(now, &request);
         self.trace
@@ -292,6 +293,7 @@ impl Driver {
             repo,
             updates,
             refs: after.into_iter().collect(),
+            client: None,
         });
     }
 

@@ -365,3 +365,65 @@ async fn placeholder_expires() {
         "main untouched"
     );
 }
+
+/// Issue 14: anonymous `refs/nostr/<random id>` pushes filled purgatory's events' total.
+/// Placeholders now have budgets of their own, checked before git writes: a push of too
+/// many new ones is refused whole, an address is capped, and none of it keeps a
+/// maintainer's state out of purgatory.
+#[tokio::test]
+async fn placeholder_budget_keeps_anonymous_pushes_apart() {
+    let options = Options::default()
+        .flag("--max-placeholders-per-push", "5")
+        .flag("--max-placeholders-per-address", "8");
+    let world = World::start_with(options).await;
+    let owner = Keys::generate();
+    let repo = world.hosted(&owner, "budget", &[]).await;
+    let c = contributor(&repo).await;
+    let specs = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|_| format!("{}:{}", c.tip, nostr_ref(&random_event_id())))
+            .collect()
+    };
+    let too_many = specs(6);
+    let refs: Vec<&str> = too_many.iter().map(String::as_str).collect();
+    let out = c.work.push(&repo.url, &refs).await;
+    out.expect_refused("six new placeholders in one push");
+    assert!(
+        out.rejections().iter().any(|r| r.contains("limit 5")),
+        "the reason names the limit: {:?}",
+        out.rejections()
+    );
+    let after = world.refs(&repo.owner_pk(), &repo.d).await;
+    assert!(
+        after.keys().all(|r| !r.starts_with("refs/nostr/")),
+        "nothing written: {after:?}"
+    );
+    for _ in 0..2 {
+        let four = specs(4);
+        let refs: Vec<&str> = four.iter().map(String::as_str).collect();
+        c.work
+            .push(&repo.url, &refs)
+            .await
+            .expect_ok("four placeholders");
+    }
+    let one = specs(1);
+    let out = c.work.push(&repo.url, &[one[0].as_str()]).await;
+    out.expect_refused("a ninth placeholder from this address");
+    assert!(
+        out.rejections().iter().any(|r| r.contains("your address")),
+        "{:?}",
+        out.rejections()
+    );
+    // Maintainers' events still get into purgatory (a commit nobody pushed yet).
+    let missing = "1234567890abcdef1234567890abcdef12345678";
+    let st = events::state(
+        &owner,
+        &repo.d,
+        &[("refs/heads/main", missing)],
+        Some("refs/heads/main"),
+        events::now(),
+    );
+    world
+        .publish_purgatory(&st, "a state after the placeholders")
+        .await;
+}

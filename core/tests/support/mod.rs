@@ -139,6 +139,8 @@ pub struct Harness {
     pub remote: Vec<Remote>,
     /// Every effect, in order, with its time (for traces and snapshots).
     pub trace: Vec<(Time, Effect)>,
+    /// The address pushes come from.
+    pub client: Option<String>,
     next_token: u64,
 }
 
@@ -160,6 +162,7 @@ impl Harness {
             replies: BTreeMap::new(),
             remote: Vec::new(),
             trace: Vec::new(),
+            client: None,
             next_token: 0,
         };
         h.input(Input::Hydrated);
@@ -324,6 +327,7 @@ impl Harness {
             repo: repo.clone(),
             current,
             updates: updates.clone(),
+            client: self.client.clone(),
         };
         let verdict = self.engine.handle_push_request(self.now, &request);
         if verdict.is_accepted() {
@@ -347,6 +351,7 @@ impl Harness {
                 repo: repo.clone(),
                 updates,
                 refs,
+                client: self.client.clone(),
             });
         }
         verdict

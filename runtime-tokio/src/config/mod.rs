@@ -179,6 +179,32 @@ pub struct Config {
     #[arg(long, env = "GRASPD_MAX_PURGATORY_PER_AUTHOR", default_value_t = 100)]
     pub max_purgatory_per_author: usize,
 
+    /// Most new `refs/nostr/<event-id>` placeholders (commits pushed before their pull
+    /// request) one push may create. Placeholders need no key, so they have a budget of
+    /// their own, apart from purgatory's events.
+    #[arg(long, env = "GRASPD_MAX_PLACEHOLDERS_PER_PUSH", default_value_t = 100)]
+    pub max_placeholders_per_push: usize,
+
+    /// Most placeholders one repository may hold.
+    #[arg(
+        long,
+        env = "GRASPD_MAX_PLACEHOLDERS_PER_REPO",
+        default_value_t = 1_000
+    )]
+    pub max_placeholders_per_repo: usize,
+
+    /// Most placeholders pushed from one client address.
+    #[arg(
+        long,
+        env = "GRASPD_MAX_PLACEHOLDERS_PER_ADDRESS",
+        default_value_t = 1_000
+    )]
+    pub max_placeholders_per_address: usize,
+
+    /// Most placeholders on the server.
+    #[arg(long, env = "GRASPD_MAX_PLACEHOLDERS", default_value_t = 25_000)]
+    pub max_placeholders: usize,
+
     /// Log filter: a level (error, warn, info, debug, trace) or a tracing directive
     /// such as `info,grasp_runtime=debug`.
     #[arg(long, env = "GRASPD_LOG", default_value = "info")]

@@ -57,6 +57,8 @@ pub(crate) enum Command {
         repo: RepoId,
         updates: Vec<grasp_core::RefUpdate>,
         refs: Vec<(String, Oid)>,
+        /// The pushing client's address.
+        client: Option<String>,
         done: oneshot::Sender<()>,
     },
     Result(Input),
@@ -86,6 +88,10 @@ pub fn engine_config(config: &Config) -> Result<EngineConfig, String> {
     );
     c.limits.repos_per_author = config.max_repos_per_author;
     c.limits.purgatory_per_author = config.max_purgatory_per_author;
+    c.limits.placeholders_per_push = config.max_placeholders_per_push;
+    c.limits.placeholders_per_repo = config.max_placeholders_per_repo;
+    c.limits.placeholders_per_client = config.max_placeholders_per_address;
+    c.limits.placeholders_total = config.max_placeholders;
     c.curation = Curation {
         allow_pubkeys: config.allow_pubkeys.iter().copied().collect(),
         deny_pubkeys: config.deny_pubkeys.iter().copied().collect(),
@@ -207,6 +213,7 @@ impl Driver {
                 repo,
                 updates,
                 refs,
+                client,
                 done,
             } => {
                 let started = std::time::Instant::now();
@@ -216,6 +223,7 @@ impl Driver {
                         repo,
                         updates,
                         refs,
+                        client,
                     },
                 );
                 self.execute().await;
@@ -272,11 +280,13 @@ impl PushAuthorizer for EngineHandle {
         repo: &RepoPath,
         current: &RepoRefs,
         updates: &[RefUpdate],
+        client: Option<std::net::IpAddr>,
     ) -> PushDecision {
         let request = PushRequest {
             repo: convert::repo_id(repo),
             current: convert::refs(current),
             updates: updates.iter().map(convert::update).collect(),
+            client: client.map(|a| a.to_string()),
         };
         let (reply, rx) = oneshot::channel();
         let refuse_all = |why: &str| {
@@ -306,12 +316,19 @@ impl PushAuthorizer for EngineHandle {
         }
     }
 
-    async fn after_push(&self, repo: &RepoPath, updates: &[RefUpdate], refs: &RepoRefs) {
+    async fn after_push(
+        &self,
+        repo: &RepoPath,
+        updates: &[RefUpdate],
+        refs: &RepoRefs,
+        client: Option<std::net::IpAddr>,
+    ) {
         let (done, rx) = oneshot::channel();
         let cmd = Command::Pushed {
             repo: convert::repo_id(repo),
             updates: updates.iter().map(convert::update).collect(),
             refs: convert::refs(refs),
+            client: client.map(|a| a.to_string()),
             done,
         };
         if self.tx.send(cmd).await.is_ok() {

@@ -8,6 +8,7 @@
 //! sees the released events.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use async_trait::async_trait;
 
@@ -54,16 +55,24 @@ impl PushDecision {
 #[async_trait]
 pub trait PushAuthorizer: Send + Sync + 'static {
     /// Decides whether `updates` may be applied to `repo`, whose refs are `current`.
-    /// Called before git runs; a push with any refused ref writes nothing.
+    /// Called before git runs; a push with any refused ref writes nothing. `client` is the
+    /// pushing address, for per-address budgets (refs/nostr/ placeholders).
     async fn authorize_push(
         &self,
         repo: &RepoPath,
         current: &RepoRefs,
         updates: &[RefUpdate],
+        client: Option<IpAddr>,
     ) -> PushDecision;
 
     /// Called after `git receive-pack` exited successfully, with the refs as they are
     /// now. The push's HTTP response completes only when this returns, so the release
     /// (storing and publishing events, aligning other repos) should be done by then.
-    async fn after_push(&self, repo: &RepoPath, updates: &[RefUpdate], refs: &RepoRefs);
+    async fn after_push(
+        &self,
+        repo: &RepoPath,
+        updates: &[RefUpdate],
+        refs: &RepoRefs,
+        client: Option<IpAddr>,
+    );
 }

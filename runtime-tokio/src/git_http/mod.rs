@@ -20,10 +20,12 @@ mod report;
 mod tests;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
@@ -152,6 +154,7 @@ pub async fn get(
 pub async fn post(
     State(git): State<Arc<GitHttp>>,
     Path((npub, rest)): Path<(String, String)>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -179,7 +182,8 @@ pub async fn post(
             })
         }
         Endpoint::ReceivePack => {
-            receive::receive_pack(Arc::clone(&git), repo, dir, &headers, body).await
+            let client = connect.map(|Extension(ConnectInfo(a))| a.ip());
+            receive::receive_pack(Arc::clone(&git), repo, dir, &headers, body, client).await
         }
         Endpoint::InfoRefs | Endpoint::Page => {
             (StatusCode::METHOD_NOT_ALLOWED, "use GET\n").into_response()

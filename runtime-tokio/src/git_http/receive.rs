@@ -8,6 +8,7 @@
 //!    `git receive-pack --stateless-rpc`, then run [`PushAuthorizer::after_push`] before
 //!    the response ends.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub(crate) async fn receive_pack(
     dir: PathBuf,
     headers: &HeaderMap,
     body: Body,
+    client: Option<IpAddr>,
 ) -> Response {
     let limit = git.max_push_size;
     let too_large = format!("push exceeds the size limit of {}", format_size(limit));
@@ -91,7 +93,7 @@ pub(crate) async fn receive_pack(
     };
     let decision = git
         .authorizer
-        .authorize_push(&repo, &current, &commands.updates)
+        .authorize_push(&repo, &current, &commands.updates, client)
         .await;
     if !decision.is_accepted() {
         tracing::info!(%repo, refused = ?decision.refused(), "push refused");
@@ -115,7 +117,7 @@ pub(crate) async fn receive_pack(
     let after_dir = dir.clone();
     let updates = commands.updates.clone();
     let after_success: backend::AfterSuccess = Box::new(move || {
-        Box::pin(async move { after_push(authorizer, repo, updates, after_dir).await })
+        Box::pin(async move { after_push(authorizer, repo, updates, after_dir, client).await })
     });
     backend::run(Run {
         service: Service::ReceivePack,
@@ -133,9 +135,10 @@ async fn after_push(
     repo: RepoPath,
     updates: Vec<RefUpdate>,
     dir: PathBuf,
+    client: Option<IpAddr>,
 ) {
     match read_refs(dir).await {
-        Ok(refs) => authorizer.after_push(&repo, &updates, &refs).await,
+        Ok(refs) => authorizer.after_push(&repo, &updates, &refs, client).await,
         Err(e) => tracing::error!(%repo, "cannot read refs after push: {e}"),
     }
 }

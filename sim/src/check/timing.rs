@@ -39,8 +39,11 @@ impl Checker {
         let limits = self.config.limits.clone();
         let m = engine.metrics();
         let total = m.purgatory_announcements + m.purgatory_states + m.purgatory_prs;
-        if total + m.placeholders > limits.purgatory_total {
+        if total > limits.purgatory_total {
             self.fail(MEMORY, now, format!("{total} purgatory entries"));
+        }
+        if m.placeholders > limits.placeholders_total {
+            self.fail(MEMORY, now, format!("{} placeholders", m.placeholders));
         }
         if let Some((d, n)) = per_d
             .iter()
