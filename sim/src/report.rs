@@ -23,6 +23,8 @@ pub struct RunStats {
     pub requests: BTreeMap<String, u64>,
     /// Longest time from "data ready on a healthy server" to release.
     pub worst_latency_ms: u64,
+    /// The event of that longest wait, with its times (for replays).
+    pub worst_latency_of: String,
     /// Largest purgatory seen.
     pub max_purgatory: usize,
     /// Objects fetched per identifier.

@@ -74,7 +74,11 @@ impl Checker {
         if let (Some(Some((ready, _))), Some(arrived)) = (self.ready.get(&id), arrived) {
             let from = (*ready).max(arrived).max(self.up_since);
             let waited = now.as_millis().saturating_sub(from.as_millis());
-            self.stats.worst_latency_ms = self.stats.worst_latency_ms.max(waited);
+            if waited > self.stats.worst_latency_ms {
+                self.stats.worst_latency_ms = waited;
+                self.stats.worst_latency_of =
+                    format!("{id}: ready {ready}, arrived {arrived}, released {now}");
+            }
         }
         let facts = self.fed.get(&id).and_then(|f| f.facts.clone());
         match facts {
