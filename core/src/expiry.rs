@@ -11,6 +11,7 @@ use crate::placeholders::Placeholder;
 use crate::purgatory::{Entry, Pending, Waiting};
 use crate::repo::RepoId;
 use crate::repo_index::{AnnInfo, AnnStatus, StateInfo};
+use crate::version::Version;
 
 impl Engine {
     /// Before a live input at `now`: fires the deadlines due by then, so that no input —
@@ -158,10 +159,9 @@ impl Engine {
         let e = event.into_event();
         if e.kind == event::ANNOUNCEMENT {
             if let Some(a) = Announcement::parse(&e) {
-                let newer = self
-                    .repos
-                    .announcement(&e.pubkey, &a.d)
-                    .is_none_or(|x| (x.created_at, x.id) < (e.created_at, e.id));
+                let newer = self.repos.announcement(&e.pubkey, &a.d).is_none_or(|x| {
+                    Version::new(e.created_at, e.id).supersedes(&Version::new(x.created_at, x.id))
+                });
                 if newer {
                     let hosted =
                         self.lists_our_clone_url(&a, &e.pubkey) && self.lists_our_relay(&a);

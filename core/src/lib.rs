@@ -79,6 +79,7 @@ mod throttle;
 mod time;
 mod timers;
 mod verdict;
+mod version;
 mod waiting;
 
 pub use config::{Config, Curation, Limits, authority_of};
@@ -94,6 +95,7 @@ pub use oid::{InvalidOid, Oid};
 pub use repo::{RepoId, is_safe_identifier, npub};
 pub use sync::url_refusal;
 pub use time::Time;
+pub use version::Version;
 
 /// The nostr crate the engine's types come from, so drivers use the same version.
 pub use nostr;

@@ -11,6 +11,7 @@ use crate::placeholders::Placeholder;
 use crate::purgatory::Waiting;
 use crate::repo::RepoId;
 use crate::repo_index::AnnStatus;
+use crate::version::Version;
 use nostr::prelude::EventId;
 use std::collections::BTreeMap;
 
@@ -156,21 +157,22 @@ impl Engine {
         }
         let repo = &req.repo;
         let set = self.repos.maintainers(&repo.owner, &repo.d);
-        let mut candidates: Vec<((nostr::prelude::Timestamp, EventId), BTreeMap<String, Oid>)> =
-            self.repos
-                .authorized_states(repo)
-                .into_iter()
-                .filter(|s| s.refs.has_refs() && !s.refs.malformed)
-                .map(|s| (s.order_key(), s.refs.branches_and_tags()))
-                .collect();
+        let mut candidates: Vec<(Version, BTreeMap<String, Oid>)> = self
+            .repos
+            .authorized_states(repo)
+            .into_iter()
+            .filter(|s| s.refs.has_refs() && !s.refs.malformed)
+            .map(|s| (s.order_key(), s.refs.branches_and_tags()))
+            .collect();
         candidates.extend(
             self.purgatory
                 .entries_of(self.idents.get(&repo.d))
                 .filter(|e| set.contains(&e.event.pubkey))
                 .filter_map(|e| match &e.what {
-                    Waiting::State(s) if !s.malformed => {
-                        Some(((e.event.created_at, e.event.id), s.branches_and_tags()))
-                    }
+                    Waiting::State(s) if !s.malformed => Some((
+                        Version::new(e.event.created_at, e.event.id),
+                        s.branches_and_tags(),
+                    )),
                     _ => None,
                 }),
         );

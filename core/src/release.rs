@@ -11,6 +11,7 @@ use crate::oid::Oid;
 use crate::purgatory::Waiting;
 use crate::repo::RepoId;
 use crate::repo_index::{AnnStatus, StateInfo};
+use crate::version::Version;
 use nostr::prelude::EventId;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -50,21 +51,18 @@ impl Engine {
             let mut released = false;
             // Newest states first: an older state released in the same step then finds
             // a newer authoritative one and aligns nothing (no transient rollback).
-            let mut ids: Vec<(
-                bool,
-                std::cmp::Reverse<(nostr::prelude::Timestamp, EventId)>,
-            )> = self
+            let mut ids: Vec<(bool, std::cmp::Reverse<Version>)> = self
                 .purgatory
                 .entries_of(Some(d))
                 .map(|e| {
                     (
                         !matches!(e.what, Waiting::State(_)),
-                        std::cmp::Reverse((e.event.created_at, e.event.id)),
+                        std::cmp::Reverse(Version::new(e.event.created_at, e.event.id)),
                     )
                 })
                 .collect();
             ids.sort();
-            for id in ids.into_iter().map(|(_, std::cmp::Reverse((_, id)))| id) {
+            for id in ids.into_iter().map(|(_, std::cmp::Reverse(v))| v.id) {
                 released |= self.try_release(&id, d, &name, path);
             }
             if !released {

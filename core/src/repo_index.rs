@@ -39,9 +39,9 @@ pub(crate) struct StateInfo {
 }
 
 impl StateInfo {
-    /// Newest by `created_at`, ties broken by event id.
-    pub(crate) fn order_key(&self) -> (Timestamp, EventId) {
-        (self.created_at, self.id)
+    /// Its place in NIP-01 order (newest `created_at`, then lowest id).
+    pub(crate) fn order_key(&self) -> crate::version::Version {
+        crate::version::Version::new(self.created_at, self.id)
     }
 }
 

@@ -6,6 +6,7 @@ use crate::event::{self, Announcement, Origin, PullRequest, StateRefs};
 use crate::purgatory::Waiting;
 use crate::repo::{RepoId, is_safe_identifier, npub};
 use crate::repo_index::{AnnInfo, AnnStatus, StateInfo};
+use crate::version::Version;
 use nostr::prelude::{Coordinate, Event, Timestamp};
 
 impl Engine {
@@ -195,7 +196,9 @@ impl Engine {
         }
         let existing = self.repos.announcement(&owner, &d).cloned();
         if let Some(ex) = &existing {
-            if (ex.created_at, ex.id) >= (e.created_at, e.id) {
+            if !Version::new(e.created_at, e.id).supersedes(&Version::new(ex.created_at, ex.id)) {
+                // Acknowledged (OK true): its author may delete it by id.
+                self.related.accept(&e);
                 return self.reply(
                     token,
                     id,
@@ -344,12 +347,14 @@ impl Engine {
             };
             return self.reply(token, id, false, why);
         }
-        let key = (e.created_at, e.id);
+        let key = Version::new(e.created_at, e.id);
         if self
             .repos
             .state(&author, &d)
             .is_some_and(|s| s.order_key() >= key)
         {
+            // Acknowledged (OK true): its author may delete it by id.
+            self.related.accept(&e);
             return self.reply(
                 token,
                 id,
@@ -358,7 +363,9 @@ impl Engine {
             );
         }
         if let Some(p) = self.purgatory.state_of(&author, self.idents.get(&d)) {
-            if (p.event.created_at, p.event.id) > key {
+            if Version::new(p.event.created_at, p.event.id) > key {
+                // Acknowledged (OK true): its author may delete it by id.
+                self.related.accept(&e);
                 return self.reply(
                     token,
                     id,

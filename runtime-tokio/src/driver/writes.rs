@@ -25,7 +25,8 @@ use grasp_core::ServePath;
 use grasp_core::nostr::prelude::{Event, EventId};
 
 use crate::relay::Verdict;
-use crate::store::Store;
+use crate::store::{SaveStatus, Store};
+use nostr_database::RejectedReason;
 
 /// Saves in flight before the engine task waits for the oldest: enough for the writer
 /// thread to batch a busy second's events, few enough to bound memory.
@@ -90,8 +91,17 @@ impl Writes {
     pub fn save(&mut self, store: &Store, event: Event, path: ServePath) {
         let (store, copy) = (store.clone(), event.clone());
         let save = async move {
-            let saved = store.save(&copy).await;
-            saved.map(|_| ()).map_err(|e| e.to_string())
+            let saved = store.save(&copy).await.map_err(|e| e.to_string())?;
+            if let SaveStatus::Rejected(RejectedReason::Replaced) = saved {
+                // The engine and the store order versions by the same NIP-01 rule
+                // (grasp_core::Version), so this means they disagree: say so loudly.
+                tracing::error!(
+                    id = %copy.id,
+                    kind = copy.kind.as_u16(),
+                    "the event store kept another version than the engine chose"
+                );
+            }
+            Ok::<(), String>(())
         };
         self.start(Some(event.id), Some((event, path)), "store event", save);
     }
