@@ -148,7 +148,12 @@ pub struct SyncView {
 }
 
 impl Engine {
-    /// Counters and gauges for `/metrics`.
+    /// The monotonic counters alone: cheap enough to read around every input.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Every metric: counters and gauges (walks the throttle's domains; not per input).
     pub fn metrics(&self) -> Metrics {
         let mut m = Metrics {
             counters: self.counters.clone(),

@@ -255,6 +255,8 @@ impl Engine {
         if let Some(ident) = ident {
             self.note_present(ident, refs.iter().map(|(_, o)| *o), &repo);
             self.release_ready(ident, ServePath::Push);
+            // Nothing left to hunt for: the sync entry goes now, not at its next timer.
+            self.settle_sync(ident);
         }
         // A push that aligns with the stored authoritative state: set HEAD here and bring
         // the other repositories it governs into line.

@@ -64,6 +64,10 @@ impl Engine {
         entry.attempts = 0;
         if entry.attempt.is_some() {
             entry.kicked = Some(entry.kicked.map_or(at, |k| k.min(at)));
+            if entry.stragglers {
+                // The next round is already scheduled: bring it forward.
+                self.sync.set_timer_earlier(d, at);
+            }
             return;
         }
         let current = entry.next_at;
@@ -80,10 +84,11 @@ impl Engine {
         }
     }
 
-    /// The sync timer of `d` fired: start an attempt over every usable clone URL.
+    /// The sync timer of `d` fired: start an attempt over every usable clone URL (or,
+    /// while a hung request keeps the last one open, a new round of it).
     pub(crate) fn start_attempt(&mut self, d: Ident) {
         if self.sync.in_attempt(d) {
-            return;
+            return self.start_round(d);
         }
         let satisfied = self.needs_of(d).is_empty();
         let into = self.repos.repos(self.idents.name(d)).into_iter().next();
@@ -117,6 +122,7 @@ impl Engine {
                 Some(c) if self.throttle.name(c.domain) == domain => c.end = i + 1,
                 _ => cursors.push(Cursor {
                     domain: self.throttle.hold(&domain),
+                    start: i,
                     next: i,
                     end: i + 1,
                     in_flight: None,
@@ -177,6 +183,7 @@ impl Engine {
     fn advance(&mut self, d: Ident, domain: DomainId) -> bool {
         let now = self.now;
         let missing = needs_in(&self.purgatory, &self.repos, &self.idents, &self.present, d);
+        let elsewhere = self.fetching_elsewhere(d, domain);
         let Some(cursor) = self.sync.cursor_mut(d, domain) else {
             return false;
         };
@@ -188,12 +195,24 @@ impl Engine {
             cursor.fetch_next.clear();
         }
         let mut next = None;
+        // Objects another domain's fetch is bringing are not asked for twice: they wait
+        // here until that fetch ends (and are asked for if it failed).
+        let mut deferred = Vec::new();
         while let Some((url, oids)) = cursor.fetch_next.pop_front() {
-            let oids: Vec<Oid> = oids.into_iter().filter(|o| missing.contains(o)).collect();
-            if !oids.is_empty() {
-                next = Some((url, RequestKind::Fetch(oids)));
+            let (later, now_): (Vec<Oid>, Vec<Oid>) = oids
+                .into_iter()
+                .filter(|o| missing.contains(o))
+                .partition(|o| elsewhere.contains(o));
+            if !later.is_empty() {
+                deferred.push((url, later));
+            }
+            if !now_.is_empty() {
+                next = Some((url, RequestKind::Fetch(now_)));
                 break;
             }
+        }
+        for waiting in deferred.into_iter().rev() {
+            cursor.fetch_next.push_front(waiting);
         }
         let next = next
             .or_else(|| (cursor.next < cursor.end).then_some((cursor.next, RequestKind::ListRefs)));
@@ -264,18 +283,56 @@ impl Engine {
         }
     }
 
-    /// Ends the attempt of `d` when no domain has work left.
+    /// Ends the attempt of `d` when no domain has work left; when only requests to
+    /// servers that hang are left, schedules the next attempt from the servers that
+    /// answered (the hung requests keep their slots until their timeout, and their
+    /// results are still used).
     fn finish_if_done(&mut self, d: Ident) {
-        let done = self
-            .sync
-            .entries
-            .get(&d)
-            .and_then(|e| e.attempt.as_ref())
-            .is_some_and(|a| a.cursors.iter().all(Cursor::idle));
-        if done {
+        let Some(entry) = self.sync.entries.get(&d) else {
+            return;
+        };
+        let Some(attempt) = entry.attempt.as_ref() else {
+            return;
+        };
+        if attempt.cursors.iter().all(Cursor::idle) {
             let satisfied = self.needs_of(d).is_empty();
-            self.finish_attempt(d, satisfied);
+            return self.finish_attempt(d, satisfied);
         }
+        if entry.stragglers || !attempt.only_stragglers_left() {
+            return;
+        }
+        if self.needs_of(d).is_empty() {
+            return; // the hung requests end it; nothing is left to hunt for
+        }
+        let entry = self.sync.entries.get_mut(&d).expect("checked above");
+        entry.stragglers = true;
+        entry.attempts += 1;
+        let mut at = self.now.plus(self.config.backoff_after(entry.attempts));
+        if let Some(k) = entry.kicked.take() {
+            at = at.min(k.max(self.now));
+        }
+        self.sync.set_timer(d, at);
+    }
+
+    /// The next attempt of `d` is due while a hung request keeps the last one open: ask
+    /// every idle domain again from its first URL; the hung domain goes on as it is.
+    fn start_round(&mut self, d: Ident) {
+        let Some(attempt) = self.sync.attempt_mut(d) else {
+            return;
+        };
+        let mut idle = Vec::new();
+        for c in attempt.cursors.iter_mut().filter(|c| c.idle()) {
+            c.next = c.start;
+            idle.push(c.domain);
+        }
+        if let Some(e) = self.sync.entries.get_mut(&d) {
+            e.stragglers = false;
+        }
+        self.counters.attempts += 1;
+        for domain in idle {
+            self.advance(d, domain);
+        }
+        self.finish_if_done(d);
     }
 
     /// Schedules the next attempt by backoff, or leaves the queue when nothing is needed.
@@ -287,6 +344,15 @@ impl Engine {
             for cursor in attempt.cursors {
                 self.throttle.unhold(cursor.domain);
             }
+        }
+        if std::mem::take(&mut entry.stragglers) {
+            // The next attempt was scheduled when only the hung requests were left.
+            if satisfied {
+                self.sync.cancel_timer(d);
+                self.sync.entries.remove(&d);
+                self.free_ident_if_idle(d);
+            }
+            return;
         }
         if satisfied {
             self.sync.cancel_timer(d);
@@ -337,7 +403,44 @@ impl Engine {
     fn after_request(&mut self, info: &RequestInfo) {
         self.advance(info.d, info.domain);
         self.pump(info.domain);
+        if matches!(info.kind, RequestKind::Fetch(_)) {
+            // Fetches other domains deferred for this one's objects may go now.
+            let others: Vec<DomainId> = self
+                .sync
+                .attempt_mut(info.d)
+                .map(|a| {
+                    a.cursors
+                        .iter()
+                        .filter(|c| c.domain != info.domain && c.in_flight.is_none())
+                        .filter(|c| !c.fetch_next.is_empty())
+                        .map(|c| c.domain)
+                        .collect()
+                })
+                .unwrap_or_default();
+            for domain in others {
+                self.advance(info.d, domain);
+            }
+        }
         self.finish_if_done(info.d);
+    }
+
+    /// Objects of `d` that fetches in flight on domains other than `domain` are bringing.
+    fn fetching_elsewhere(&self, d: Ident, domain: DomainId) -> BTreeSet<Oid> {
+        let Some(attempt) = self.sync.entries.get(&d).and_then(|e| e.attempt.as_ref()) else {
+            return BTreeSet::new();
+        };
+        attempt
+            .cursors
+            .iter()
+            .filter(|c| c.domain != domain)
+            .filter_map(|c| c.in_flight)
+            .filter_map(|r| self.sync.requests.get(&r))
+            .filter_map(|info| match &info.kind {
+                RequestKind::Fetch(oids) => Some(oids.iter().copied()),
+                RequestKind::ListRefs => None,
+            })
+            .flatten()
+            .collect()
     }
 
     pub(crate) fn on_refs_listed(&mut self, request: RequestId, refs: Vec<(String, Oid)>) {

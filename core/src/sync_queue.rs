@@ -28,6 +28,11 @@ pub(crate) struct SyncEntry {
     pub(crate) attempt: Option<Attempt>,
     /// A new event arrived during the attempt: the next one is due no later than this.
     pub(crate) kicked: Option<Time>,
+    /// Every server of the running attempt that could answer has: only requests still
+    /// in flight (a server that hangs) keep it open, and the next attempt is already
+    /// scheduled by backoff from the servers that answered. When that time comes, the
+    /// idle domains are asked again while the hung request keeps its slot.
+    pub(crate) stragglers: bool,
     /// The clone URLs of the last attempt, each with its last outcome: the usable ones
     /// grouped by domain (domains by name, URLs as listed; cursors and requests name them
     /// by index), then the refused ones. Replaced when an attempt starts, outcomes of URLs
@@ -74,6 +79,8 @@ impl Attempt {
 #[derive(Debug)]
 pub(crate) struct Cursor {
     pub(crate) domain: DomainId,
+    /// The domain's URLs are `urls[start..end]` of the identifier.
+    pub(crate) start: u32,
     /// The URLs still to ask for their refs: `urls[next..end]` of the identifier.
     pub(crate) next: u32,
     pub(crate) end: u32,
@@ -86,6 +93,21 @@ pub(crate) struct Cursor {
 impl Cursor {
     pub(crate) fn idle(&self) -> bool {
         self.in_flight.is_none() && self.next >= self.end && self.fetch_next.is_empty()
+    }
+
+    /// Nothing more can be asked on this domain until its request in flight answers.
+    fn blocked(&self) -> bool {
+        self.in_flight.is_some()
+    }
+}
+
+impl Attempt {
+    /// Whether every domain is idle or waiting on a request in flight, at least one idle:
+    /// the servers that could answer have, and the rest hang.
+    pub(crate) fn only_stragglers_left(&self) -> bool {
+        self.cursors.iter().all(|c| c.idle() || c.blocked())
+            && self.cursors.iter().any(Cursor::idle)
+            && !self.cursors.iter().all(Cursor::idle)
     }
 }
 

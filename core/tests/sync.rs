@@ -529,3 +529,107 @@ fn sync_view_shows_each_urls_last_outcome() {
         h.engine.sync_view()
     );
 }
+
+/// Issue 13: a server that hangs does not delay the next attempt on the others. The
+/// attempt is scheduled by backoff from the servers that answered; the hung request keeps
+/// its slot, and its answer, when it comes, is still used.
+#[test]
+fn a_hung_server_does_not_delay_the_next_attempt_on_the_others() {
+    let mut h = Harness::new();
+    let owner = key(1);
+    announced(&mut h, &owner, "r", &[A, B], &[]);
+    let st = main_state(&owner, "r", 11, oid(1));
+    h.send(&st);
+    h.advance(Duration::from_secs(180));
+    assert_eq!(h.remote.len(), 2, "both servers asked: {:?}", h.remote);
+    // B answers at once without the data; A hangs.
+    h.answer_list(B, &[]);
+    h.advance(Duration::from_secs(20));
+    let to_b: Vec<&Remote> = h.remote.iter().filter(|r| r.url() == B).collect();
+    assert_eq!(
+        to_b.len(),
+        1,
+        "B asked again after the first backoff step: {:?}",
+        h.remote
+    );
+    assert_eq!(
+        h.remote.iter().filter(|r| r.url() == A).count(),
+        1,
+        "A's hung request is not doubled"
+    );
+    // A finally answers with the data: its answer is used.
+    h.answer_list(A, &[("refs/heads/main", oid(1))]);
+    h.answer_fetch(A, &[oid(1)]);
+    assert!(
+        h.is_stored(&st.id),
+        "released from the hung server's late answer"
+    );
+}
+
+/// Issue 13: once a push releases everything an identifier waited for, its sync entry
+/// goes at once (it lingered until its next timer, visible in the view and the gauges).
+#[test]
+fn a_push_that_releases_everything_ends_the_sync_entry() {
+    let mut h = Harness::new();
+    let owner = key(1);
+    announced(&mut h, &owner, "r", &[A], &[]);
+    h.send(&main_state(&owner, "r", 11, oid(1)));
+    assert_eq!(h.engine.sync_view().len(), 1);
+    assert!(
+        h.push(&repo(&owner, "r"), &[("refs/heads/main", Some(oid(1)))])
+            .is_accepted()
+    );
+    assert!(
+        h.engine.sync_view().is_empty(),
+        "nothing is waited for: {:?}",
+        h.engine.sync_view()
+    );
+    assert_eq!(h.engine.metrics().sync_queue, 0);
+}
+
+/// Issue 13: two servers listed at once are not both asked for an object one fetch in
+/// flight already covers; should that fetch fail, the other server is asked.
+#[test]
+fn an_object_in_flight_from_one_server_is_not_asked_of_another() {
+    for first_fails in [false, true] {
+        let mut h = Harness::new();
+        let owner = key(1);
+        announced(&mut h, &owner, "r", &[A, B], &[]);
+        let st = state(
+            &owner,
+            "r",
+            11,
+            &[("refs/heads/main", oid(1)), ("refs/heads/dev", oid(2))],
+            None,
+        );
+        h.send(&st);
+        h.advance(Duration::from_secs(180));
+        let both = [("refs/heads/main", oid(1)), ("refs/heads/dev", oid(2))];
+        h.answer_list(A, &both);
+        h.answer_list(B, &both);
+        let fetches: Vec<&Remote> = h
+            .remote
+            .iter()
+            .filter(|r| matches!(r, Remote::Fetch { .. }))
+            .collect();
+        assert_eq!(
+            fetches.len(),
+            1,
+            "one fetch covers both objects: {:?}",
+            h.remote
+        );
+        if first_fails {
+            h.fail(A, FailureKind::Unreachable);
+            let to_b = h
+                .remote
+                .iter()
+                .any(|r| matches!(r, Remote::Fetch { url, .. } if url == B));
+            assert!(to_b, "B is asked once A's fetch failed: {:?}", h.remote);
+            h.answer_fetch(B, &[oid(1), oid(2)]);
+        } else {
+            h.answer_fetch(A, &[oid(1), oid(2)]);
+            assert!(h.remote.is_empty(), "nothing asked of B: {:?}", h.remote);
+        }
+        assert!(h.is_stored(&st.id));
+    }
+}

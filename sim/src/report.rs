@@ -21,7 +21,8 @@ pub struct RunStats {
     pub expired: u64,
     /// Requests per domain.
     pub requests: BTreeMap<String, u64>,
-    /// Longest time from "data ready on a healthy server" to release.
+    /// Longest time from "data ready on a healthy server, and the event's delay passed"
+    /// to release.
     pub worst_latency_ms: u64,
     /// The event of that longest wait, with its times (for replays).
     pub worst_latency_of: String,
@@ -190,7 +191,7 @@ impl fmt::Display for SweepReport {
         let (ms, seed) = self.worst_latency;
         writeln!(
             f,
-            "worst release latency after data ready: {:.1} s (seed {seed})",
+            "worst release latency after data ready and delay: {:.1} s (seed {seed})",
             ms as f64 / 1000.0
         )?;
         let (made, min) = self.requests_vs_min;

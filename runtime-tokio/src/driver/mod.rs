@@ -238,9 +238,11 @@ impl Driver {
                 }
                 let started = std::time::Instant::now();
                 let is_fetch = matches!(input, Input::Fetched { .. });
+                let released_before = self.engine.counters().released_sync;
                 self.engine.handle_input(now, input);
                 self.execute().await;
-                if is_fetch {
+                // The histogram times releases: a fetch that released nothing is not one.
+                if is_fetch && self.engine.counters().released_sync > released_before {
                     self.settle_saves().await;
                     self.metrics.sync_release(started.elapsed());
                 }

@@ -72,7 +72,13 @@ impl Checker {
         }
         *self.stats.released.entry(format!("{path:?}")).or_default() += 1;
         if let (Some(Some((ready, _))), Some(arrived)) = (self.ready.get(&id), arrived) {
-            let from = (*ready).max(arrived).max(self.up_since);
+            // From when the engine may first look: the data ready, the event here and its
+            // origin's delay passed (3 min for a client's: a choice, not a wait).
+            let delay = match self.fed.get(&id).map(|f| f.origin) {
+                Some(grasp_core::Origin::Client) => self.config.client_delay,
+                _ => self.config.sync_delay,
+            };
+            let from = (*ready).max(arrived.plus(delay)).max(self.up_since);
             let waited = now.as_millis().saturating_sub(from.as_millis());
             if waited > self.stats.worst_latency_ms {
                 self.stats.worst_latency_ms = waited;

@@ -124,7 +124,9 @@ impl Checker {
         if let Some(r) = self.ready.get(&id) {
             return *r;
         }
-        let r = self.compute_ready(id).map(|t| (t, self.liveness_bound(d)));
+        let r = self
+            .compute_ready(id)
+            .map(|t| (t, self.liveness_bound(id, d)));
         self.ready.insert(id, r);
         r
     }
@@ -149,10 +151,14 @@ impl Checker {
         Some(ready)
     }
 
-    /// How long after its data is ready an attempt may still take for identifier `d`: the
-    /// longest backoff, then every URL of the busiest domain in turn (a flaky one may hang
-    /// until the timeout), plus the throttle's queue under everyone's load.
-    fn liveness_bound(&self, d: &str) -> Duration {
+    /// How long after its data is ready an attempt may still take for state `id` of
+    /// identifier `d`: the longest backoff, then — twice, for the round running when the
+    /// data appeared and the next — every URL of a domain that holds the data on a healthy
+    /// server, in turn (a flaky one listed on the same domain may hang until the timeout;
+    /// one on another domain delays nothing: the next attempt is scheduled from the
+    /// servers that answered), plus the throttle's queue under everyone's load. Per
+    /// object the best such domain counts, and the slowest object decides.
+    fn liveness_bound(&self, id: EventId, d: &str) -> Duration {
         let cost = |url: &str| -> u64 {
             self.world.repo(url).map_or(100, |(srv, _)| {
                 let rtt = 2 * srv.latency_ms.1;
@@ -160,13 +166,33 @@ impl Checker {
                 2 * (rtt + hang)
             })
         };
+        let urls = self.authority.clone_urls(d);
         let mut per_domain: BTreeMap<String, u64> = BTreeMap::new();
-        for u in self.authority.clone_urls(d) {
-            if let Some((srv, _)) = self.world.repo(&u) {
-                *per_domain.entry(srv.domain.clone()).or_default() += cost(&u);
+        for u in &urls {
+            if let Some((srv, _)) = self.world.repo(u) {
+                *per_domain.entry(srv.domain.clone()).or_default() += cost(u);
             }
         }
-        let sequential = per_domain.values().copied().max().unwrap_or(0);
+        let refs = match self.fed.get(&id).and_then(|f| f.facts.as_ref()) {
+            Some(Facts::State { refs, .. }) => refs.values().copied().collect(),
+            _ => Vec::new(),
+        };
+        let sequential = refs
+            .iter()
+            .filter_map(|oid| {
+                urls.iter()
+                    .filter_map(|u| self.world.repo(u))
+                    .filter(|(srv, repo)| {
+                        srv.faults.is_healthy()
+                            && repo.is_some_and(|r| {
+                                r.lies.is_empty() && r.advertised_from(oid).is_some()
+                            })
+                    })
+                    .filter_map(|(srv, _)| per_domain.get(&srv.domain).copied())
+                    .min()
+            })
+            .max()
+            .unwrap_or(0);
         let load = self.stats.identifiers.max(1) as u64;
         let queue = 60_000 * (2 * load * 3).div_ceil(u64::from(self.config.domain_rate));
         let backoff = self.config.backoff_after(u32::MAX).as_millis() as u64;
