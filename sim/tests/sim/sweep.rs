@@ -23,11 +23,15 @@ fn run_shapes(shapes: &[Shape]) -> SweepReport {
             );
         }
         let (r, failures) = sweep(seeds, None, Planted::None);
+        let (made, min) = r.requests_vs_min;
         println!(
-            "shape {shape:?}: {} seeds passed in {:.1} s, {} failed",
+            "shape {shape:?}: {} seeds passed in {:.1} s, {} failed; worst release latency {:.1} s (seed {}); requests vs minimum {:.2}x",
             r.seeds,
             r.wall_secs,
-            failures.len()
+            failures.len(),
+            r.worst_latency.0 as f64 / 1000.0,
+            r.worst_latency.1,
+            made as f64 / min.max(1) as f64
         );
         report.merge(&r);
         for f in failures {
