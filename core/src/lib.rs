@@ -47,6 +47,7 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+mod clone_url;
 mod config;
 mod deletion;
 mod effect;
@@ -80,6 +81,7 @@ mod timers;
 mod verdict;
 mod waiting;
 
+pub use clone_url::{CloneHost, CloneUrl};
 pub use config::{Config, Curation, Limits, authority_of};
 pub use effect::{CheckId, Effect, ReplyToken, RequestId, ServePath};
 pub use engine::{Engine, PURGATORY_MESSAGE};
