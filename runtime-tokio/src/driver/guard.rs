@@ -44,23 +44,28 @@ pub async fn check(url: &str, allow_private: bool) -> Result<Resolved, String> {
     // The engine's rule first: one definition of a usable URL, one parse.
     let url = CloneUrl::parse(url)?;
     let port = url.port();
-    let (host, addrs): (&str, Vec<IpAddr>) = match url.host() {
-        CloneHost::Ip(ip) => ("address", vec![ip]),
+    let host = match url.host() {
+        CloneHost::Ip(ip) if allow_private || !is_forbidden(ip) => {
+            return Ok(Resolved { url, addr: ip });
+        }
+        CloneHost::Ip(ip) => {
+            return Err(format!(
+                "{ip} is a loopback, private or otherwise non-public address"
+            ));
+        }
         // RFC 6761: these names are loopback whatever DNS says (curl knows it too).
         CloneHost::Domain(h)
             if !allow_private && (h == "localhost" || h.ends_with(".localhost")) =>
         {
             return Err(format!("{h} is a loopback name"));
         }
-        CloneHost::Domain(h) => (
-            h,
-            tokio::net::lookup_host((h, port))
-                .await
-                .map_err(|e| format!("cannot resolve {h}: {e}"))?
-                .map(|a| a.ip())
-                .collect(),
-        ),
+        CloneHost::Domain(h) => h,
     };
+    let addrs: Vec<IpAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .map(|a| a.ip())
+        .collect();
     let addr = addrs.iter().copied().find(|a| allow_private || !is_forbidden(*a)).ok_or_else(|| {
         format!("{host} resolves only to loopback, private or otherwise non-public addresses ({addrs:?})")
     })?;
