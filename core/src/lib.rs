@@ -47,6 +47,7 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+mod clone_url;
 mod config;
 mod deletion;
 mod effect;
@@ -82,6 +83,7 @@ mod verdict;
 mod version;
 mod waiting;
 
+pub use clone_url::{CloneHost, CloneUrl};
 pub use config::{Config, Curation, Limits, authority_of};
 pub use effect::{CheckId, Effect, ReplyToken, RequestId, ServePath};
 pub use engine::{Engine, PURGATORY_MESSAGE};

@@ -2,7 +2,7 @@
 //! announcements (and pull requests) name — debounced, backed off, throttled per domain,
 //! asking each server only for what it advertises.
 
-use crate::config::authority_of;
+use crate::clone_url::CloneUrl;
 use crate::effect::{Effect, RequestId, ServePath};
 use crate::engine::Engine;
 use crate::event::Origin;
@@ -25,23 +25,9 @@ pub fn url_refusal(url: &str, own_authority: &str) -> Option<String> {
 }
 
 /// The domain (throttle key) a clone URL is fetched under, or why it is never fetched
-/// from: one parse for both.
+/// from: one parse ([`CloneUrl`]) for both, the same one the driver's guard makes.
 fn fetch_domain(url: &str, own_authority: &str) -> Result<String, String> {
-    let Ok(u) = url::Url::parse(url) else {
-        return Err("not a valid URL".into());
-    };
-    if !matches!(u.scheme(), "http" | "https") {
-        return Err(format!(
-            "scheme '{}' is not allowed (http and https only)",
-            u.scheme()
-        ));
-    }
-    if !u.username().is_empty() || u.password().is_some() {
-        return Err("URLs with credentials are not fetched".into());
-    }
-    let Some(auth) = authority_of(&u) else {
-        return Err("URL has no host".into());
-    };
+    let auth = CloneUrl::parse(url)?.authority();
     if auth == own_authority {
         return Err("this server's own URL".into());
     }

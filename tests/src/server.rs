@@ -59,6 +59,12 @@ impl Options {
         self
     }
 
+    /// Drops a flag or switch the defaults set (e.g. `--allow-private-addresses`).
+    pub fn without(mut self, name: &str) -> Self {
+        self.args.retain(|(n, _)| n != name);
+        self
+    }
+
     /// `--purgatory-expiry <value>` (e.g. `"3s"`).
     pub fn purgatory_expiry(self, value: &str) -> Self {
         self.flag("--purgatory-expiry", value)

@@ -1,8 +1,8 @@
 //! Running the engine's remote requests with the `git` binary, bounded.
 //!
 //! `git ls-remote` learns a server's refs; `git fetch <url> <oid>…` brings exactly the
-//! advertised objects the engine asks for. Every call: the URL guard first, the host
-//! pinned to the checked address, `GIT_TERMINAL_PROMPT=0`, no credential helper, only
+//! advertised objects the engine asks for. Every call: the URL guard first, git given
+//! only the guard's serialized URL, a host name pinned to the checked address, `GIT_TERMINAL_PROMPT=0`, no credential helper, only
 //! http(s) allowed as protocols, no redirects, a hard timeout that kills the process, and
 //! for fetches a cap on the pack size (the temporary pack is watched while it grows).
 //! git writes a fetched pack under a temporary name and moves it in only once complete
@@ -64,10 +64,6 @@ fn git(resolved: &Resolved, limits: &RemoteLimits) -> Command {
         ])
         .args([
             "-c",
-            &format!("http.curloptResolve={}", resolved.curl_resolve()),
-        ])
-        .args([
-            "-c",
             "http.lowSpeedLimit=1",
             "-c",
             &format!("http.lowSpeedTime={secs}"),
@@ -76,6 +72,9 @@ fn git(resolved: &Resolved, limits: &RemoteLimits) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    if let Some(pin) = resolved.curl_resolve() {
+        cmd.args(["-c", &format!("http.curloptResolve={pin}")]);
+    }
     cmd
 }
 
@@ -186,7 +185,8 @@ pub async fn list_refs(url: &str, limits: &RemoteLimits) -> Result<Vec<(String, 
         .await
         .map_err(|why| failure(FailureKind::Refused, why))?;
     let mut cmd = git(&resolved, limits);
-    cmd.args(["ls-remote", "--", &resolved.url]);
+    // Only the serialization of the checked parse, never the event's raw string.
+    cmd.args(["ls-remote", "--", resolved.url.as_str()]);
     let out = run(cmd, limits, None).await?;
     let text = String::from_utf8_lossy(&out);
     let refs: Vec<(String, Oid)> = text
@@ -231,7 +231,7 @@ pub async fn fetch(
         "--no-write-fetch-head",
         "--no-recurse-submodules",
         "--",
-        &resolved.url,
+        resolved.url.as_str(),
     ]);
     cmd.args(oids.iter().map(Oid::to_string));
     run(cmd, limits, Some((into.to_owned(), limits.max_pack))).await?;
