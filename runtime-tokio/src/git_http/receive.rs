@@ -135,7 +135,10 @@ async fn after_push(
     dir: PathBuf,
 ) {
     match read_refs(dir).await {
-        Ok(refs) => authorizer.after_push(&repo, &updates, &refs).await,
+        Ok(refs) => {
+            authorizer.after_push(&repo, &updates, &refs).await;
+            crate::activity::push_landed(&repo, &updates, &refs);
+        }
         Err(e) => tracing::error!(%repo, "cannot read refs after push: {e}"),
     }
 }
