@@ -79,6 +79,7 @@ mod sync_queue;
 mod throttle;
 mod time;
 mod timers;
+mod url_path;
 mod verdict;
 mod version;
 mod waiting;
@@ -97,6 +98,7 @@ pub use oid::{InvalidOid, Oid};
 pub use repo::{RepoId, is_safe_identifier, npub};
 pub use sync::url_refusal;
 pub use time::Time;
+pub use url_path::{SegmentError, decode_identifier, encode_identifier};
 pub use version::Version;
 
 /// The nostr crate the engine's types come from, so drivers use the same version.

@@ -6,6 +6,7 @@ use crate::event::{self, Announcement, Origin, PullRequest, StateRefs};
 use crate::purgatory::Waiting;
 use crate::repo::{RepoId, is_safe_identifier, npub};
 use crate::repo_index::{AnnInfo, AnnStatus, StateInfo};
+use crate::url_path::{decode_identifier, encode_identifier};
 use crate::version::Version;
 use nostr::prelude::{Coordinate, Event, Timestamp};
 
@@ -127,7 +128,7 @@ impl Engine {
     /// The clone URL this server expects in an announcement of `(owner, d)`.
     pub(crate) fn our_clone_url(&self, owner: &nostr::prelude::PublicKey, d: &str) -> String {
         let base = self.config.public_url.as_str().trim_end_matches('/');
-        format!("{base}/{}/{d}.git", npub(owner))
+        format!("{base}/{}/{}.git", npub(owner), encode_identifier(d))
     }
 
     /// The relay URL this server expects in announcements.
@@ -143,11 +144,13 @@ impl Engine {
         a: &Announcement,
         owner: &nostr::prelude::PublicKey,
     ) -> bool {
-        let want_path = format!(
-            "{}/{}/{}.git",
+        // `<base path>/<npub>/`, then the identifier segment, percent-decoded by the
+        // same function as the git routes (the URL parser has encoded spaces and
+        // non-ASCII already, and clients encode the rest).
+        let prefix = format!(
+            "{}/{}/",
             self.config.public_url.path().trim_end_matches('/'),
-            npub(owner),
-            a.d
+            npub(owner)
         );
         a.clone
             .iter()
@@ -155,7 +158,12 @@ impl Engine {
             .any(|u| {
                 matches!(u.scheme(), "http" | "https")
                     && crate::config::authority_of(&u).as_deref() == Some(self.authority.as_str())
-                    && u.path().trim_end_matches('/') == want_path
+                    && u.path()
+                        .trim_end_matches('/')
+                        .strip_prefix(prefix.as_str())
+                        .and_then(|segment| segment.strip_suffix(".git"))
+                        .and_then(|segment| decode_identifier(segment).ok())
+                        .is_some_and(|d| d == a.d)
             })
     }
 

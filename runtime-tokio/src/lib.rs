@@ -13,6 +13,7 @@
 //! Layout of the data directory: `<data>/events` (LMDB event store) and
 //! `<data>/repos/<npub>/<identifier>.git` (bare repositories).
 
+mod activity;
 pub mod config;
 pub mod driver;
 pub mod git_http;

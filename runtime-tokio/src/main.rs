@@ -5,11 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use grasp_runtime::config::Config;
+use grasp_runtime::config::{Config, init_logging};
 use grasp_runtime::server::Server;
 use grasp_runtime::{driver, ops};
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
 /// graspd allocates on jemalloc: with glibc's allocator, merging freed chunks
 /// (`malloc_consolidate`) was a third of the engine's cache misses with 100k waiting
@@ -26,17 +25,10 @@ async fn main() -> ExitCode {
         eprintln!("graspd: {e}");
         return ExitCode::from(2);
     }
-    let filter = match EnvFilter::try_new(&config.log_level) {
-        Ok(filter) => filter,
-        Err(e) => {
-            eprintln!("graspd: bad --log-level `{}`: {e}", config.log_level);
-            return ExitCode::from(2);
-        }
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(e) = init_logging(&config.log_level) {
+        eprintln!("graspd: {e}");
+        return ExitCode::from(2);
+    }
     if let Some(grasp_runtime::config::Subcommand::Purgatory { json }) = config.command {
         return match grasp_runtime::purgatory_cmd::run(config.listen, json).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -49,7 +41,7 @@ async fn main() -> ExitCode {
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
+            // Once, on stderr where the logs go too (not also as a log line).
             eprintln!("graspd: {e}");
             ExitCode::FAILURE
         }

@@ -56,16 +56,13 @@ pub fn landing_page(name: &str, description: &str, public_base: &str, relay_url:
 pub fn repo_page(public_base: &str, repo: &RepoPath) -> String {
     let npub = escape(repo.npub());
     let identifier = escape(repo.identifier());
-    let clone = escape(&format!(
-        "{public_base}/{}/{}.git",
-        repo.npub(),
-        repo.identifier()
-    ));
+    let clone = escape(&format!("{public_base}/{}", repo.url_path()));
+    let web = escape(&grasp_core::encode_identifier(repo.identifier()));
     let body = format!(
         "<h1>{identifier}</h1>\n<p>Owner: <code>{npub}</code></p>\n\
          <p>Clone: <code>git clone {clone}</code></p>\n\
          <p>Browse, open issues and pull requests with a git-nostr client:</p>\n<ul>\n\
-         <li><a href=\"https://gitworkshop.dev/{npub}/{identifier}\">gitworkshop.dev</a></li>\n\
+         <li><a href=\"https://gitworkshop.dev/{npub}/{web}\">gitworkshop.dev</a></li>\n\
          </ul>"
     );
     document(&format!("{identifier} · {npub}"), &body)
@@ -91,12 +88,13 @@ mod tests {
     fn repo_page_links_to_web_clients() {
         let repo = crate::git_ops::test_util::repo_path("proj<x>");
         let page = repo_page("https://git.example", &repo);
+        assert!(page.contains("<h1>proj&lt;x&gt;</h1>"), "{page}");
         assert!(page.contains(&format!(
-            "https://gitworkshop.dev/{}/proj&lt;x&gt;",
+            "https://gitworkshop.dev/{}/proj%3Cx%3E",
             repo.npub()
         )));
         assert!(page.contains(&format!(
-            "git clone https://git.example/{}/proj&lt;x&gt;.git",
+            "git clone https://git.example/{}/proj%3Cx%3E.git",
             repo.npub()
         )));
     }

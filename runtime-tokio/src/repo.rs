@@ -22,6 +22,10 @@ pub enum PathError {
     /// The identifier is empty, too long, or contains a forbidden character.
     #[error("invalid repository identifier: {0}")]
     BadIdentifier(&'static str),
+    /// The identifier's URL path segment is badly percent-encoded or decodes to an
+    /// identifier the rules refuse.
+    #[error("invalid repository identifier in the URL: {0}")]
+    BadSegment(#[from] grasp_core::SegmentError),
 }
 
 /// Checks a repository identifier (a NIP-34 `d` tag) for use as a directory name:
@@ -52,6 +56,25 @@ impl RepoPath {
         let owner =
             PublicKey::from_bech32(npub).map_err(|_| PathError::BadNpub(npub.to_owned()))?;
         Self::new(owner, identifier)
+    }
+
+    /// Parses the raw (still percent-encoded) URL segments `/<npub>/<segment>`, the
+    /// segment without `.git`. Every route naming a repository in its URL goes through
+    /// here, so that it decodes identifiers as the announcement check does
+    /// ([`grasp_core::decode_identifier`]: `my%20repo` is `my repo`, `+` is a plus).
+    pub fn from_url(npub: &str, segment: &str) -> Result<Self, PathError> {
+        let identifier = grasp_core::decode_identifier(segment)?;
+        Self::parse(npub, &identifier)
+    }
+
+    /// `<npub>/<identifier>.git` as it appears in a URL (the identifier percent-encoded
+    /// as [`RepoPath::from_url`] decodes it).
+    pub fn url_path(&self) -> String {
+        format!(
+            "{}/{}.git",
+            self.npub,
+            grasp_core::encode_identifier(&self.identifier)
+        )
     }
 
     /// The repository of `owner` named `identifier` (as the engine knows it).
@@ -183,6 +206,40 @@ mod tests {
             Err(PathError::BadNpub(_))
         ));
         assert!(RepoPath::parse(NPUB, "../../etc").is_err());
+    }
+
+    #[test]
+    fn url_segments_are_percent_decoded_once() {
+        for (segment, identifier) in [
+            ("my%20repo", "my repo"),
+            ("100%25", "100%"),
+            ("a+b", "a+b"),
+            ("%C3%BCber", "über"),
+            ("100%2525", "100%25"),
+        ] {
+            let repo = RepoPath::from_url(NPUB, segment).expect(segment);
+            assert_eq!(repo.identifier(), identifier);
+            assert_eq!(
+                RepoPath::from_url(
+                    NPUB,
+                    repo.url_path()
+                        .trim_start_matches(&format!("{NPUB}/"))
+                        .trim_end_matches(".git")
+                ),
+                Ok(repo.clone()),
+                "url_path round-trips"
+            );
+        }
+        for bad in ["100%", "a%2Fb", "%2E%2E", "%FF", "a%00"] {
+            assert!(
+                matches!(RepoPath::from_url(NPUB, bad), Err(PathError::BadSegment(_))),
+                "{bad:?} should be refused"
+            );
+        }
+        assert!(matches!(
+            RepoPath::from_url("npub1xyz", "x"),
+            Err(PathError::BadNpub(_))
+        ));
     }
 
     #[test]

@@ -27,6 +27,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct Options {
     args: Vec<(String, Option<String>)>,
+    /// Environment changes after the isolated defaults: `None` removes the variable.
+    env: Vec<(String, Option<String>)>,
 }
 
 impl Default for Options {
@@ -35,12 +37,15 @@ impl Default for Options {
     /// defaults (30 min purgatory expiry, 24 h announcement soft expiry).
     fn default() -> Self {
         let log = std::env::var("GRASP_TESTS_LOG").unwrap_or_else(|_| "info".to_owned());
-        Self { args: Vec::new() }
-            .flag("--client-sync-delay", "200ms")
-            .flag("--sync-delay", "100ms")
-            .flag("--fetch-timeout", "10s")
-            .switch("--allow-private-addresses")
-            .flag("--log-level", &log)
+        Self {
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+        .flag("--client-sync-delay", "200ms")
+        .flag("--sync-delay", "100ms")
+        .flag("--fetch-timeout", "10s")
+        .switch("--allow-private-addresses")
+        .flag("--log-level", &log)
     }
 }
 
@@ -62,6 +67,13 @@ impl Options {
     /// Drops a flag or switch the defaults set (e.g. `--allow-private-addresses`).
     pub fn without(mut self, name: &str) -> Self {
         self.args.retain(|(n, _)| n != name);
+        self
+    }
+
+    /// Removes `name` from graspd's environment (e.g. `NO_COLOR`, which the harness
+    /// sets for every child by default).
+    pub fn env_remove(mut self, name: &str) -> Self {
+        self.env.push((name.to_owned(), None));
         self
     }
 
@@ -156,6 +168,17 @@ impl Graspd {
     /// `http://127.0.0.1:<port>/<npub>/<d>.git` — the clone URL announcements must list.
     pub fn repo_url(&self, owner: &PublicKey, d: &str) -> String {
         format!("{}/{}/{d}.git", self.base_url(), npub(owner))
+    }
+
+    /// [`Self::repo_url`] with the identifier percent-encoded as clients encode it
+    /// (every byte but `A-Z a-z 0-9 - . _ ~ +`): `my repo` → `my%20repo.git`.
+    pub fn encoded_repo_url(&self, owner: &PublicKey, d: &str) -> String {
+        format!(
+            "{}/{}/{}.git",
+            self.base_url(),
+            npub(owner),
+            percent_encode(d)
+        )
     }
 
     /// The data directory.
@@ -288,6 +311,12 @@ impl Graspd {
             }
         }
         isolate_env(&mut command, self.home.path());
+        for (name, value) in &self.options.env {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
         self.append_log(&format!("[harness] starting {command:?}"));
         let mut child = command
             .spawn()
@@ -395,6 +424,20 @@ pub fn isolate_env(command: &mut Command, home: &Path) {
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("NO_COLOR", "1");
+}
+
+/// Percent-encodes every byte of `text` except the unreserved characters and `+` (a
+/// literal plus in a URL path), as UTF-8.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~+".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// The bech32 `npub1…` of a key.

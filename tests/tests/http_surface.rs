@@ -25,11 +25,32 @@ fn assert_cors(response: &http::Response, what: &str) {
     let headers = response
         .header("access-control-allow-headers")
         .unwrap_or_else(|| panic!("{what}: no Access-Control-Allow-Headers"));
-    assert!(
-        headers
-            .split(',')
-            .any(|h| h.trim().eq_ignore_ascii_case("content-type")),
-        "{what}: Access-Control-Allow-Headers {headers:?} lacks Content-Type"
+    // Browser git clients send Content-Encoding (gzipped bodies) and X-Requested-With.
+    for needed in [
+        "content-type",
+        "git-protocol",
+        "content-encoding",
+        "x-requested-with",
+    ] {
+        assert!(
+            headers
+                .split(',')
+                .any(|h| h.trim().eq_ignore_ascii_case(needed)),
+            "{what}: Access-Control-Allow-Headers {headers:?} lacks {needed}"
+        );
+    }
+}
+
+/// An `OPTIONS` answer's `Allow` header says what `Access-Control-Allow-Methods` says.
+#[track_caller]
+fn assert_allow_matches_cors(response: &http::Response, what: &str) {
+    let cors = response.header("access-control-allow-methods");
+    assert!(cors.is_some(), "{what}: no Access-Control-Allow-Methods");
+    assert_eq!(
+        response.header("allow"),
+        cors,
+        "{what}: Allow and Access-Control-Allow-Methods disagree in {:?}",
+        response.headers
     );
 }
 
@@ -115,6 +136,7 @@ async fn cors_everywhere() {
         let response = preflight(&url).await;
         assert_eq!(response.status, 204, "OPTIONS {url}");
         assert_cors(&response, &format!("OPTIONS {url}"));
+        assert_allow_matches_cors(&response, &format!("OPTIONS {url}"));
     }
 }
 
@@ -134,10 +156,18 @@ async fn nip11_document() {
         response.header("content-type")
     );
     let doc: serde_json::Value = serde_json::from_slice(&response.body).expect("NIP-11 JSON");
-    for field in ["name", "description", "software", "version"] {
+    for field in ["name", "description", "version"] {
         assert!(
             doc[field].as_str().is_some_and(|s| !s.is_empty()),
             "{field} missing in {doc}"
+        );
+    }
+    // `software` is the project's URL or absent; never a placeholder host.
+    if let Some(software) = doc.get("software") {
+        let url = software.as_str().expect("software is a string");
+        assert!(
+            url.starts_with("https://") && !url.contains(".invalid"),
+            "software {url:?} is not a real project URL"
         );
     }
     let nips = doc["supported_nips"].as_array().expect("supported_nips");

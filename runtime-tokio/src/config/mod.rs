@@ -6,6 +6,7 @@
 //! humantime strings (`500ms`, `20s`, `3m`, `30min`, `24h`). Lists accept commas or
 //! repeated flags.
 
+mod logging;
 mod parse;
 
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use clap::Parser;
 use nostr::prelude::{PublicKey, Url};
 
+pub use logging::{init_logging, log_colours, parse_log_filter};
 pub use parse::{format_size, parse_duration, parse_pubkey, parse_size, parse_usize_size};
 
 /// The daemon's configuration, parsed from flags and `GRASPD_*` environment variables.
@@ -35,8 +37,14 @@ pub struct Config {
     #[command(subcommand)]
     pub command: Option<Subcommand>,
 
-    /// Address and port to listen on (relay, NIP-11 and git HTTP share it).
-    #[arg(long, env = "GRASPD_LISTEN", default_value = "127.0.0.1:7334")]
+    /// Address and port to listen on (relay, NIP-11 and git HTTP share it); for
+    /// `graspd purgatory`, the graspd to ask (before or after the subcommand).
+    #[arg(
+        long,
+        env = "GRASPD_LISTEN",
+        default_value = "127.0.0.1:7334",
+        global = true
+    )]
     pub listen: SocketAddr,
 
     /// Public base URL clients use to reach this server, e.g. https://git.example.com.
@@ -205,9 +213,10 @@ pub struct Config {
     #[arg(long, env = "GRASPD_MAX_PLACEHOLDERS", default_value_t = 25_000)]
     pub max_placeholders: usize,
 
-    /// Log filter: a level (error, warn, info, debug, trace) or a tracing directive
-    /// such as `info,grasp_runtime=debug`.
-    #[arg(long, env = "GRASPD_LOG", default_value = "info")]
+    /// Log filter: a level (error, warn, info, debug, trace, off) or tracing directives
+    /// such as `info,grasp_runtime=debug`; an unknown level is refused. Logs go to
+    /// stderr, coloured only on a terminal and never with `NO_COLOR` set.
+    #[arg(long, env = "GRASPD_LOG", default_value = "info", value_parser = parse_log_filter, global = true)]
     pub log_level: String,
 }
 
@@ -349,6 +358,35 @@ mod tests {
     fn validate_rejects_message_smaller_than_event() {
         let config = parse(&["--max-message-size", "1KiB"]);
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn unknown_log_levels_are_refused() {
+        let err = Config::try_parse_from(["graspd", "--log-level", "loud"]).expect_err("loud");
+        assert!(err.to_string().contains("names no log level"), "{err}");
+        assert_eq!(parse(&["--log-level", "debug"]).log_level, "debug");
+        assert_eq!(
+            parse(&["--log-level", "info,grasp_runtime=trace"]).log_level,
+            "info,grasp_runtime=trace"
+        );
+    }
+
+    #[test]
+    fn purgatory_takes_listen_before_or_after_the_subcommand() {
+        for args in [
+            &["purgatory", "--listen", "127.0.0.1:9"][..],
+            &["--listen", "127.0.0.1:9", "purgatory"],
+            &["purgatory", "--json", "--listen", "127.0.0.1:9"],
+        ] {
+            let config = parse(args);
+            assert_eq!(config.listen.to_string(), "127.0.0.1:9", "{args:?}");
+            assert!(
+                matches!(config.command, Some(Subcommand::Purgatory { .. })),
+                "{args:?}"
+            );
+        }
+        let config = parse(&["purgatory", "--log-level", "warn"]);
+        assert_eq!(config.log_level, "warn");
     }
 
     #[test]

@@ -60,8 +60,14 @@ pub fn parse_pubkey(input: &str) -> Result<PublicKey, String> {
     let text = input.trim();
     if text.starts_with("npub1") {
         PublicKey::from_bech32(text).map_err(|e| format!("`{input}`: bad npub: {e}"))
+    } else if text.len() != 64 {
+        Err(format!(
+            "`{input}` is not a public key: expected an npub1… or 64 hex characters, got {} characters",
+            text.chars().count()
+        ))
     } else {
-        PublicKey::from_hex(text).map_err(|e| format!("`{input}`: not an npub or hex key: {e}"))
+        PublicKey::from_hex(text)
+            .map_err(|e| format!("`{input}` is not a public key (64 hex characters): {e}"))
     }
 }
 
@@ -119,5 +125,16 @@ mod tests {
         assert_eq!(parse_pubkey(&npub), Ok(from_hex));
         assert!(parse_pubkey("npub1nope").is_err());
         assert!(parse_pubkey("xyz").is_err());
+    }
+
+    #[test]
+    fn bad_pubkeys_report_their_own_length() {
+        let err = parse_pubkey("notakey").expect_err("not a key");
+        assert!(err.contains("got 7 characters"), "{err}");
+        let err = parse_pubkey(&"z".repeat(64)).expect_err("not hex");
+        assert!(err.contains("64 hex characters"), "{err}");
+        let full = "3bf0c63fcb93463407af97a5e5ee64fa883d107ef9e558472c4eb9aaaefa459d";
+        let err = parse_pubkey(&full[..63]).expect_err("short");
+        assert!(err.contains("got 63 characters"), "{err}");
     }
 }

@@ -225,6 +225,7 @@ impl Driver {
         match &written.outcome {
             Ok(()) => {
                 if let Some((event, path)) = written.served.take() {
+                    crate::activity::event_served(&event, path);
                     self.metrics.served(path);
                     self.hub.publish(event);
                 }

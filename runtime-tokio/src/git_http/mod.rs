@@ -7,7 +7,9 @@
 //! - `POST /<npub>/<id>.git/git-receive-pack` (push, authorized before git runs)
 //! - `GET  /<npub>/<id>.git` and `/<npub>/<id>`: a page linking to git-nostr clients.
 //!
-//! Anything that does not parse into a [`RepoPath`], and any repository without a bare
+//! The identifier segment is percent-decoded once (`my%20repo.git` is `my repo`, `+` a
+//! plus), by the decoder the announcement check uses. Anything that does not parse into
+//! a [`RepoPath`] (a bad escape, `%2F`, …), and any repository without a bare
 //! repository on disk, is a 404.
 
 mod authorizer;
@@ -25,8 +27,8 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 
 pub use authorizer::{PushAuthorizer, PushDecision};
@@ -99,10 +101,19 @@ fn parse_rest(rest: &str) -> Option<(&str, Endpoint)> {
     Some((identifier, endpoint))
 }
 
+/// The raw (still percent-encoded) `{npub}` and `{*rest}` of the route, read from the
+/// request path: axum's path extractors (even `RawPathParams`) have decoded them
+/// already, and decoding twice would make `100%2525` name `100%`. The identifier is
+/// decoded once, by [`RepoPath::from_url`], as the announcement check decodes it.
+fn raw_segments(uri: &Uri) -> Option<(&str, &str)> {
+    uri.path().strip_prefix('/')?.split_once('/')
+}
+
 /// Resolves the URL to an existing repository, or `None` (→ 404).
-fn locate(git: &GitHttp, npub: &str, rest: &str) -> Option<(RepoPath, Endpoint)> {
-    let (identifier, endpoint) = parse_rest(rest)?;
-    let repo = RepoPath::parse(npub, identifier).ok()?;
+fn locate(git: &GitHttp, uri: &Uri) -> Option<(RepoPath, Endpoint)> {
+    let (npub, rest) = raw_segments(uri)?;
+    let (segment, endpoint) = parse_rest(rest)?;
+    let repo = RepoPath::from_url(npub, segment).ok()?;
     git.repos.exists(&repo).then_some((repo, endpoint))
 }
 
@@ -125,11 +136,11 @@ fn gzip_encoding(headers: &HeaderMap) -> Option<bool> {
 /// `GET /{npub}/{*rest}`: ref advertisement or repository page.
 pub async fn get(
     State(git): State<Arc<GitHttp>>,
-    Path((npub, rest)): Path<(String, String)>,
+    uri: Uri,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let Some((repo, endpoint)) = locate(&git, &npub, &rest) else {
+    let Some((repo, endpoint)) = locate(&git, &uri) else {
         return not_found();
     };
     match endpoint {
@@ -153,12 +164,12 @@ pub async fn get(
 /// `POST /{npub}/{*rest}`: upload-pack or receive-pack.
 pub async fn post(
     State(git): State<Arc<GitHttp>>,
-    Path((npub, rest)): Path<(String, String)>,
+    uri: Uri,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some((repo, endpoint)) = locate(&git, &npub, &rest) else {
+    let Some((repo, endpoint)) = locate(&git, &uri) else {
         return not_found();
     };
     let dir = git.repos.dir(&repo);

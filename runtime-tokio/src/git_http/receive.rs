@@ -138,7 +138,10 @@ async fn after_push(
     client: Option<IpAddr>,
 ) {
     match read_refs(dir).await {
-        Ok(refs) => authorizer.after_push(&repo, &updates, &refs, client).await,
+        Ok(refs) => {
+            authorizer.after_push(&repo, &updates, &refs, client).await;
+            crate::activity::push_landed(&repo, &updates, &refs);
+        }
         Err(e) => tracing::error!(%repo, "cannot read refs after push: {e}"),
     }
 }

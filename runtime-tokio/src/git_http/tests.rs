@@ -228,3 +228,68 @@ async fn advertisement_and_repo_page() {
     let response = app.router.clone().oneshot(request).await.expect("response");
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn identifiers_are_percent_decoded_once_in_every_route() {
+    let app = TestApp::new(&[], Arc::new(Recorder::default())).await;
+    let npub = repo_path("x").npub().to_owned();
+    for d in ["my repo", "100%", "a+b", "über", "100%25"] {
+        create_bare_repo(app.server.repos(), &repo_path(d)).expect("create");
+    }
+    let status = |path: String, post: bool| {
+        let router = app.router.clone();
+        async move {
+            let request = if post {
+                Request::post(&path).body(Body::from("0000"))
+            } else {
+                Request::get(&path).body(Body::empty())
+            };
+            let response = router
+                .oneshot(request.expect("request"))
+                .await
+                .expect("response");
+            (path, response.status())
+        }
+    };
+    for segment in [
+        "my%20repo",
+        "100%25",
+        "a+b",
+        "a%2Bb",
+        "%C3%BCber",
+        "%c3%bcber",
+        "100%2525",
+    ] {
+        let base = format!("/{npub}/{segment}.git");
+        for (path, post) in [
+            (format!("{base}/info/refs?service=git-upload-pack"), false),
+            (format!("{base}/info/refs?service=git-receive-pack"), false),
+            (base.clone(), false),
+            (format!("{base}/git-upload-pack"), true),
+            (format!("{base}/git-receive-pack"), true),
+        ] {
+            let (path, got) = status(path, post).await;
+            assert_ne!(
+                got,
+                StatusCode::NOT_FOUND,
+                "{path} names an existing repository"
+            );
+        }
+    }
+    // A bad escape, a decoded `/`, `+` read as a space, or a second decoding: 404.
+    for segment in [
+        "100%",
+        "my+repo",
+        "a%2Fb",
+        "100%252525",
+        "%FCber",
+        "%2E%2E%2Fx",
+    ] {
+        let (path, got) = status(
+            format!("/{npub}/{segment}.git/info/refs?service=git-upload-pack"),
+            false,
+        )
+        .await;
+        assert_eq!(got, StatusCode::NOT_FOUND, "{path}");
+    }
+}

@@ -10,10 +10,13 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// Methods allowed cross-origin.
+/// Methods allowed cross-origin, and the `Allow` header of an `OPTIONS` answer (one
+/// list, so the two never disagree).
 pub const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
-/// Request headers allowed cross-origin.
-pub const ALLOW_HEADERS: &str = "Content-Type, Authorization, Git-Protocol, Accept";
+/// Request headers allowed cross-origin: browser git clients send `Git-Protocol`,
+/// `Content-Encoding` (gzipped request bodies) and `X-Requested-With`.
+pub const ALLOW_HEADERS: &str =
+    "Content-Type, Authorization, Git-Protocol, Accept, Content-Encoding, X-Requested-With";
 
 fn add_headers(headers: &mut HeaderMap) {
     headers.insert(
@@ -38,6 +41,11 @@ pub async fn cors(request: Request, next: Next) -> Response {
             header::ACCESS_CONTROL_MAX_AGE,
             HeaderValue::from_static("86400"),
         );
+        // Set here, or the router adds the route's own `Allow` (`GET,HEAD`) on the way
+        // out, which disagrees with `Access-Control-Allow-Methods`.
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(ALLOW_METHODS));
         response
     } else {
         next.run(request).await

@@ -40,17 +40,18 @@ fn clamp(value: usize) -> i32 {
 impl Nip11Document {
     /// The document describing this server as configured.
     pub fn new(config: &Config, limits: &RelayLimits) -> Self {
-        let software = match env!("CARGO_PKG_REPOSITORY") {
-            "" => env!("CARGO_PKG_NAME"),
-            url => url,
-        };
+        // The project's URL, if the workspace names one; there is none to publish yet,
+        // and a placeholder would send clients to a host that does not exist.
+        let software = Some(env!("CARGO_PKG_REPOSITORY"))
+            .filter(|url| !url.is_empty())
+            .map(str::to_owned);
         let info = RelayInformationDocument {
             name: Some(config.relay_name.clone()),
             description: Some(config.relay_description.clone()),
             pubkey: config.relay_owner,
             contact: config.relay_contact.clone(),
             supported_nips: Some(SUPPORTED_NIPS.to_vec()),
-            software: Some(software.to_owned()),
+            software,
             version: Some(env!("CARGO_PKG_VERSION").to_owned()),
             limitation: Some(Limitation {
                 max_message_length: Some(clamp(limits.max_message_size)),
@@ -170,7 +171,19 @@ mod tests {
         let doc = document(&[]);
         assert_eq!(doc["name"], "graspd");
         assert!(doc["description"].as_str().is_some_and(|d| !d.is_empty()));
-        assert!(doc["software"].as_str().is_some_and(|s| !s.is_empty()));
+        // `software` is the project's URL when it has one, never a placeholder.
+        match doc.get("software") {
+            None => {}
+            Some(url) => {
+                let url = url.as_str().expect("a string");
+                assert!(url.starts_with("https://"), "{url}");
+                assert!(
+                    !url.contains(".invalid") && !url.contains("example."),
+                    "{url}"
+                );
+            }
+        }
+        assert!(!doc.to_string().contains("example.invalid"), "{doc}");
         assert_eq!(doc["version"], env!("CARGO_PKG_VERSION"));
         assert_eq!(doc["supported_nips"], serde_json::json!([1, 9, 11, 34]));
         assert_eq!(doc["supported_grasps"], serde_json::json!(["GRASP-01"]));

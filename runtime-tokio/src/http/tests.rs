@@ -39,9 +39,25 @@ fn assert_cors(response: &Response, what: &str) {
     let allowed = headers[header::ACCESS_CONTROL_ALLOW_HEADERS]
         .to_str()
         .expect("ascii");
-    for needed in ["Content-Type", "Git-Protocol"] {
+    for needed in [
+        "Content-Type",
+        "Git-Protocol",
+        "Content-Encoding",
+        "X-Requested-With",
+    ] {
         assert!(allowed.contains(needed), "{what}: {allowed}");
     }
+}
+
+/// An `OPTIONS` answer's `Allow` lists exactly the CORS methods.
+fn assert_allow_matches(response: &Response, what: &str) {
+    let headers = response.headers();
+    let allow: Vec<_> = headers.get_all(header::ALLOW).iter().collect();
+    assert_eq!(
+        allow,
+        [&headers[header::ACCESS_CONTROL_ALLOW_METHODS]],
+        "{what}: Allow and Access-Control-Allow-Methods differ"
+    );
 }
 
 async fn text(response: Response) -> String {
@@ -82,6 +98,17 @@ async fn cors_on_pages_errors_and_preflights() {
         let response = call(&app, preflight).await;
         assert_eq!(response.status(), StatusCode::NO_CONTENT, "OPTIONS {uri}");
         assert_cors(&response, uri);
+        assert_allow_matches(&response, uri);
+    }
+    for uri in ["/", "/metrics", "/purgatory.json"] {
+        let preflight = Request::builder()
+            .method(Method::OPTIONS)
+            .uri(uri)
+            .body(Body::empty())
+            .expect("request");
+        let response = call(&app, preflight).await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "OPTIONS {uri}");
+        assert_allow_matches(&response, uri);
     }
     let response = call(&app, get("/")).await;
     assert_eq!(response.status(), StatusCode::OK);
