@@ -38,6 +38,7 @@ pub(crate) async fn receive_pack(
     dir: PathBuf,
     headers: &HeaderMap,
     body: Body,
+    slot: crate::slots::Slot,
 ) -> Response {
     let limit = git.max_push_size;
     let too_large = format!("push exceeds the size limit of {}", format_size(limit));
@@ -55,7 +56,7 @@ pub(crate) async fn receive_pack(
         )
             .into_response();
     };
-    let mut reader = request_reader(body, gzip, limit);
+    let mut reader = request_reader(body, gzip, limit, git.stall);
     let commands = match tokio::time::timeout(COMMANDS_TIMEOUT, read_commands(&mut reader)).await {
         Ok(Ok(commands)) => commands,
         Ok(Err(e)) => {
@@ -75,6 +76,7 @@ pub(crate) async fn receive_pack(
             body: reader,
             too_large_response: None,
             after_success: None,
+            slot: Some(slot),
         });
     }
 
@@ -125,7 +127,26 @@ pub(crate) async fn receive_pack(
         body: reader,
         too_large_response: Some(too_large_response),
         after_success: Some(after_success),
+        slot: Some(slot),
     })
+}
+
+/// The answer when no push slot is free: 503 at once, so the client retries later
+/// instead of holding a connection (and a git process) in a queue.
+pub(crate) fn busy(full: crate::slots::Full) -> Response {
+    let why = match full {
+        crate::slots::Full::Total => "too many pushes in progress",
+        crate::slots::Full::PerClient => "too many pushes in progress from your address",
+    };
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("{why}; retry in a minute\n"),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+    response
 }
 
 async fn after_push(
