@@ -77,10 +77,11 @@ pub fn default_max_connections(nofile: u64) -> usize {
     usize::try_from(half).unwrap_or(usize::MAX).max(16)
 }
 
-/// A socket that holds its connection slot until it is dropped.
+/// A socket that holds its connection slot until it is dropped. The slot is freed
+/// first, so a client that saw the socket close finds the slot free.
 struct Counted {
-    io: TcpStream,
     _slot: Slot,
+    io: TcpStream,
 }
 
 impl AsyncRead for Counted {
@@ -189,8 +190,8 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(Counted {
-            io: stream,
             _slot: slot,
+            io: stream,
         });
         let service = axum::Extension(ConnectInfo::<SocketAddr>(peer)).layer(app.clone());
         let connection = builder

@@ -288,12 +288,10 @@ async fn drive(
             // answered with our report rather than git's.
             biased;
             joined = &mut feeder, if fed.is_none() => {
+                // A stalled body ends like a cut one: git gets end-of-file, fails
+                // ("early EOF") and removes its quarantine (SIGKILL would leave it,
+                // and git ignores SIGTERM's chance to clean up).
                 let joined = joined.unwrap_or_else(|e| Fed::Broken(e.to_string()));
-                if matches!(joined, Fed::Stalled) {
-                    // Whatever git has read so far, it must write nothing: a pack can
-                    // be complete before the body ends.
-                    let _ = child.start_kill();
-                }
                 fed = Some(joined);
             }
             chunk = output.next() => match chunk {
@@ -336,7 +334,9 @@ async fn drive(
             }
             return;
         }
-        Some(Fed::Stalled) => {
+        // A pack can be complete before the body ends: then git succeeded, and the
+        // push is released as any other.
+        Some(Fed::Stalled) if !succeeded => {
             tracing::info!(dir = %dir.display(), "{} request stalled; aborted", service.name());
             // An error ends the response without its last chunk: the client sees the
             // connection cut rather than a report that looks complete.
