@@ -98,7 +98,7 @@ pub async fn run(scale: Scale) -> Vec<Row> {
 }
 
 /// Sockets graspd has open (from `/proc/<pid>/fd`).
-fn open_count(pid: u32) -> usize {
+pub(crate) fn open_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|dir| {
             dir.filter_map(Result::ok)

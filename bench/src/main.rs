@@ -10,6 +10,7 @@
 //!   http-backend`; graspd's memory growth during a large push and clone.
 //! - `memory`: graspd's resident memory per purgatory entry with 100k entries.
 //! - `idle`: graspd's resident memory per idle websocket with 10,000 open.
+//! - `flood`: slowloris and idle-socket floods from one address against the defaults.
 //!
 //! Sync at scale is an engine benchmark (`cargo bench -p grasp-core --bench
 //! sync_scale`); `scripts/bench` runs everything. Every server binds 127.0.0.1 only.
@@ -18,6 +19,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod clone;
+mod flood;
 mod histogram;
 mod http_backend;
 mod idle;
@@ -56,6 +58,7 @@ enum Bench {
     Clone,
     Memory,
     Idle,
+    Flood,
 }
 
 /// The workload size.
@@ -92,6 +95,7 @@ async fn main() {
             Bench::Clone,
             Bench::Memory,
             Bench::Idle,
+            Bench::Flood,
         ]
     } else {
         args.benches
@@ -105,6 +109,7 @@ async fn main() {
             Bench::Clone => clone::run(scale).await,
             Bench::Memory => memory::run(scale).await,
             Bench::Idle => idle::run(scale).await,
+            Bench::Flood => flood::run(scale).await,
         };
         println!("{}", report::table(&found));
         rows.extend(found);
