@@ -344,3 +344,32 @@ async fn item4_idle_websocket_without_subscriptions_is_closed() {
         "the subscribed websocket still answers"
     );
 }
+
+/// Item 8: a ref change graspd did not make (here a push straight into the bare
+/// repository while graspd was down, as a leftover git child finishing would) is
+/// seen at the next start: hydration checks the waiting state's objects again and
+/// serves it.
+#[tokio::test]
+async fn item8_ref_changed_while_graspd_was_down_is_seen_at_start() {
+    let mut world = World::start().await;
+    let owner = Keys::generate();
+    let pk = owner.public_key();
+    world.announce(&owner, "behind", &[]).await;
+    let work = Work::init().await;
+    let c1 = work.commit("one").await;
+    let state = events::main_state(&owner, "behind", &c1, events::now());
+    world.publish_purgatory(&state, "state").await;
+    world.server.kill9();
+    let repo = world.server.repo_dir(&pk, "behind");
+    work.push(&repo.display().to_string(), &["main"])
+        .await
+        .expect_ok("push straight into the bare repository");
+    world.server.restart().await;
+    world.relay = RelayClient::connect(&world.server.relay_url()).await;
+    world
+        .wait_served(
+            &[state.id],
+            "state whose objects arrived while graspd was down",
+        )
+        .await;
+}
