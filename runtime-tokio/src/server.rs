@@ -143,6 +143,16 @@ impl Server {
             .config
             .max_connections
             .unwrap_or_else(|| listener::default_max_connections(nofile));
+        let room = nofile.saturating_sub(listener::FD_RESERVE);
+        if u64::try_from(max_connections).unwrap_or(u64::MAX) > room {
+            tracing::warn!(
+                max_connections,
+                nofile,
+                "--max-connections is above the open-file limit less {}: new connections \
+                 may fail with `too many open files` before the cap refuses them",
+                listener::FD_RESERVE
+            );
+        }
         ConnLimits {
             max_connections,
             per_client: self.config.max_connections_per_client,

@@ -286,6 +286,17 @@ impl Config {
         if self.header_timeout.is_zero() || self.body_stall_timeout.is_zero() {
             return Err("--header-timeout and --body-stall-timeout must be above zero".into());
         }
+        if self.max_pushes == 0
+            || self.max_pushes_per_client == 0
+            || self.max_connections_per_client == 0
+            || self.max_connections == Some(0)
+        {
+            return Err(
+                "--max-pushes, --max-pushes-per-client, --max-connections and \
+                 --max-connections-per-client must be at least 1"
+                    .into(),
+            );
+        }
         if self.idle_websocket_timeout.is_zero() {
             return Err("--idle-websocket-timeout must be above zero".into());
         }
@@ -363,6 +374,21 @@ mod tests {
         let config = parse(&["--public-url", "https://git.example.com/"]);
         assert_eq!(config.public_base(), "https://git.example.com");
         assert_eq!(config.relay_url(), "wss://git.example.com");
+    }
+
+    #[test]
+    fn validate_rejects_zero_caps_and_timeouts() {
+        for args in [
+            ["--max-pushes", "0"],
+            ["--max-pushes-per-client", "0"],
+            ["--max-connections", "0"],
+            ["--max-connections-per-client", "0"],
+            ["--header-timeout", "0s"],
+            ["--body-stall-timeout", "0s"],
+            ["--idle-websocket-timeout", "0s"],
+        ] {
+            assert!(parse(&args).validate().is_err(), "{args:?} accepted");
+        }
     }
 
     #[test]
