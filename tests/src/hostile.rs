@@ -26,12 +26,14 @@ pub async fn connect_from(source: &str, server: &Graspd) -> TcpStream {
         .expect("connect")
 }
 
-/// The head of `POST …/git-receive-pack` for `(owner, d)` announcing `length` body bytes.
+/// The head of `POST …/git-receive-pack` for `(owner, d)` announcing `length` body
+/// bytes (`Connection: close`: the answer ends with the connection).
 pub fn receive_pack_head(server: &Graspd, owner: &PublicKey, d: &str, length: usize) -> String {
     format!(
         "POST /{}/{d}.git/git-receive-pack HTTP/1.1\r\nHost: {}\r\n\
          Content-Type: application/x-git-receive-pack-request\r\n\
-         Accept: application/x-git-receive-pack-result\r\nContent-Length: {length}\r\n\r\n",
+         Accept: application/x-git-receive-pack-result\r\nConnection: close\r\n\
+         Content-Length: {length}\r\n\r\n",
         npub(owner),
         server.authority()
     )

@@ -215,8 +215,12 @@ pub async fn post(
             let client = crate::client::client_addr(&extensions);
             let slot = match git.pushes.try_take(client) {
                 Ok(slot) => slot,
-                Err(full) => return receive::busy(full),
+                Err(full) => {
+                    tracing::debug!(%repo, ?client, ?full, "push refused: no slot");
+                    return receive::busy(full);
+                }
             };
+            tracing::debug!(%repo, ?client, "push slot taken");
             receive::receive_pack(Arc::clone(&git), repo, dir, &headers, body, slot).await
         }
         Endpoint::InfoRefs | Endpoint::Page => {
