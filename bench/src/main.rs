@@ -9,6 +9,8 @@
 //! - `clone`: clone from graspd vs a local `git clone --no-local` and vs `git
 //!   http-backend`; graspd's memory growth during a large push and clone.
 //! - `memory`: graspd's resident memory per purgatory entry with 100k entries.
+//! - `idle`: graspd's resident memory per idle websocket with 10,000 open.
+//! - `flood`: slowloris and idle-socket floods from one address against the defaults.
 //!
 //! Sync at scale is an engine benchmark (`cargo bench -p grasp-core --bench
 //! sync_scale`); `scripts/bench` runs everything. Every server binds 127.0.0.1 only.
@@ -17,8 +19,10 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod clone;
+mod flood;
 mod histogram;
 mod http_backend;
+mod idle;
 mod ingest;
 mod load;
 mod memory;
@@ -53,6 +57,8 @@ enum Bench {
     Release,
     Clone,
     Memory,
+    Idle,
+    Flood,
 }
 
 /// The workload size.
@@ -83,7 +89,14 @@ async fn main() {
     let args = Args::parse();
     let scale = Scale { quick: args.quick };
     let benches = if args.benches.is_empty() {
-        vec![Bench::Release, Bench::Ingest, Bench::Clone, Bench::Memory]
+        vec![
+            Bench::Release,
+            Bench::Ingest,
+            Bench::Clone,
+            Bench::Memory,
+            Bench::Idle,
+            Bench::Flood,
+        ]
     } else {
         args.benches
     };
@@ -95,6 +108,8 @@ async fn main() {
             Bench::Release => release::run(scale).await,
             Bench::Clone => clone::run(scale).await,
             Bench::Memory => memory::run(scale).await,
+            Bench::Idle => idle::run(scale).await,
+            Bench::Flood => flood::run(scale).await,
         };
         println!("{}", report::table(&found));
         rows.extend(found);

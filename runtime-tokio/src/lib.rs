@@ -14,17 +14,21 @@
 //! `<data>/repos/<npub>/<identifier>.git` (bare repositories).
 
 mod activity;
+pub mod children;
+pub mod client;
 pub mod config;
 pub mod driver;
 pub mod git_http;
 pub mod git_ops;
 pub mod http;
+pub mod listener;
 pub mod ops;
 pub mod pages;
 pub mod purgatory_cmd;
 pub mod relay;
 pub mod repo;
 pub mod server;
+pub mod slots;
 pub mod store;
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::git_http::{GitHttp, PushAuthorizer};
 use crate::http::{AppState, Nip11Document, router};
+use crate::listener::{self, ConnLimits};
 use crate::pages::landing_page;
 use crate::relay::{EventSink, Hub, Relay, RelayLimits};
 use crate::repo::Repos;
@@ -63,6 +64,11 @@ impl Server {
                     source,
                 })?;
         }
+        // Before anything reads the repositories: no git child of a killed graspd may
+        // still be moving refs, and its quarantines go.
+        let repos_dir = config.repos_dir();
+        let _ =
+            tokio::task::spawn_blocking(move || crate::children::clean_leftovers(&repos_dir)).await;
         let store = Store::open(&config.events_dir()).await?;
         let repos = Repos::new(config.repos_dir());
         Ok(Self {
@@ -114,7 +120,7 @@ impl Server {
         let git = Arc::new(GitHttp::new(
             self.repos.clone(),
             authorizer,
-            config.max_push_size,
+            &crate::git_http::GitLimits::from_config(config),
             config.public_base(),
         ));
         let landing = landing_page(
@@ -129,6 +135,32 @@ impl Server {
         )
     }
 
+    /// The connection limits: the configured ones, the connection cap defaulting to
+    /// half the open-file limit (raised to the hard limit here) after a reserve.
+    pub fn conn_limits(&self) -> ConnLimits {
+        let nofile = listener::raise_fd_limit().unwrap_or(1024);
+        let max_connections = self
+            .config
+            .max_connections
+            .unwrap_or_else(|| listener::default_max_connections(nofile));
+        let room = nofile.saturating_sub(listener::FD_RESERVE);
+        if u64::try_from(max_connections).unwrap_or(u64::MAX) > room {
+            tracing::warn!(
+                max_connections,
+                nofile,
+                "--max-connections is above the open-file limit less {}: new connections \
+                 may fail with `too many open files` before the cap refuses them",
+                listener::FD_RESERVE
+            );
+        }
+        ConnLimits {
+            max_connections,
+            per_client: self.config.max_connections_per_client,
+            header_timeout: self.config.header_timeout,
+            shutdown_grace: SHUTDOWN_GRACE,
+        }
+    }
+
     /// Serves on `listener` until `shutdown` resolves, then lets in-flight requests
     /// finish for up to [`SHUTDOWN_GRACE`].
     pub async fn serve(
@@ -139,23 +171,12 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
         let app = self.router(sink, authorizer);
-        let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
-        let signal = async move {
-            shutdown.await;
-            let _ = stopping_tx.send(true);
-        };
-        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let serving = axum::serve(listener, app).with_graceful_shutdown(signal);
-        let grace = async move {
-            let _ = stopping_rx.wait_for(|stopping| *stopping).await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        };
-        tokio::select! {
-            result = serving => result,
-            () = grace => {
-                tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; stopping anyway");
-                Ok(())
-            }
-        }
+        let limits = self.conn_limits();
+        tracing::info!(
+            max_connections = limits.max_connections,
+            per_client = limits.per_client,
+            "connection limits"
+        );
+        listener::serve(listener, app, limits, shutdown).await
     }
 }

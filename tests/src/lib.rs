@@ -13,6 +13,7 @@
 //!   REQs to EOSE and follows live subscriptions.
 //! - [`events`]: NIP-34 event builders (announcement, state, PR, issue, deletion…).
 //! - [`git`]: the `git` binary in isolated temp dirs: commits, push, clone, fetch.
+//! - [`hostile`]: raw sockets from chosen addresses, stalled pushes, git in `/proc`.
 //! - [`http`]: a tiny HTTP/1.1 client (exact headers, no normalisation of odd paths).
 //! - [`fixture`]: scenario building blocks on top of all of these.
 
@@ -20,6 +21,7 @@ pub mod binary;
 pub mod events;
 pub mod fixture;
 pub mod git;
+pub mod hostile;
 pub mod http;
 pub mod relay;
 pub mod server;

@@ -118,6 +118,39 @@ pub struct Config {
     #[arg(long, env = "GRASPD_MAX_PUSH_SIZE", default_value = "2GiB", value_parser = parse_size)]
     pub max_push_size: u64,
 
+    /// A push or fetch whose request body sends no byte for this long is aborted: its
+    /// git child is killed and nothing is written.
+    #[arg(long, env = "GRASPD_BODY_STALL_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_stall_timeout: Duration,
+
+    /// Pushes (`git receive-pack` children) running at once; more get 503 at once.
+    #[arg(long, env = "GRASPD_MAX_PUSHES", default_value_t = 32)]
+    pub max_pushes: usize,
+
+    /// Pushes running at once from one client address (IPv6: one /64).
+    #[arg(long, env = "GRASPD_MAX_PUSHES_PER_CLIENT", default_value_t = 4)]
+    pub max_pushes_per_client: usize,
+
+    /// Open connections (HTTP and websocket) at once; beyond it a new connection gets
+    /// 503 and is closed. Default: half the open-file limit (raised to its hard limit
+    /// at start) after 256 kept for the stores and git children's pipes.
+    #[arg(long, env = "GRASPD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Open connections at once from one client address (IPv6: one /64).
+    #[arg(long, env = "GRASPD_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 64)]
+    pub max_connections_per_client: usize,
+
+    /// How long a client may take to send a request's headers (also the longest a
+    /// kept-alive HTTP connection may sit idle between requests).
+    #[arg(long, env = "GRASPD_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// A websocket with no open subscription that sends nothing for this long is
+    /// closed.
+    #[arg(long, env = "GRASPD_IDLE_WEBSOCKET_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub idle_websocket_timeout: Duration,
+
     /// How long an event waits in purgatory for its git data before it is dropped.
     #[arg(long, env = "GRASPD_PURGATORY_EXPIRY", default_value = "30min", value_parser = parse_duration)]
     pub purgatory_expiry: Duration,
@@ -285,6 +318,23 @@ impl Config {
         if !(self.event_rate.is_finite() && self.event_rate > 0.0) {
             return Err("--event-rate must be a positive number".into());
         }
+        if self.header_timeout.is_zero() || self.body_stall_timeout.is_zero() {
+            return Err("--header-timeout and --body-stall-timeout must be above zero".into());
+        }
+        if self.max_pushes == 0
+            || self.max_pushes_per_client == 0
+            || self.max_connections_per_client == 0
+            || self.max_connections == Some(0)
+        {
+            return Err(
+                "--max-pushes, --max-pushes-per-client, --max-connections and \
+                 --max-connections-per-client must be at least 1"
+                    .into(),
+            );
+        }
+        if self.idle_websocket_timeout.is_zero() {
+            return Err("--idle-websocket-timeout must be above zero".into());
+        }
         if self.event_burst == 0 {
             return Err("--event-burst must be at least 1".into());
         }
@@ -330,6 +380,13 @@ mod tests {
         assert_eq!(config.client_sync_delay, Duration::from_secs(180));
         assert_eq!(config.sync_delay, Duration::from_millis(500));
         assert_eq!(config.fetch_timeout, Duration::from_secs(120));
+        assert_eq!(config.body_stall_timeout, Duration::from_secs(30));
+        assert_eq!(config.max_pushes, 32);
+        assert_eq!(config.max_pushes_per_client, 4);
+        assert_eq!(config.max_connections, None);
+        assert_eq!(config.max_connections_per_client, 64);
+        assert_eq!(config.header_timeout, Duration::from_secs(10));
+        assert_eq!(config.idle_websocket_timeout, Duration::from_secs(120));
         assert!(!config.allow_private_addresses);
         assert!(!config.is_curated());
         assert!(config.validate().is_ok());
@@ -352,6 +409,21 @@ mod tests {
         let config = parse(&["--public-url", "https://git.example.com/"]);
         assert_eq!(config.public_base(), "https://git.example.com");
         assert_eq!(config.relay_url(), "wss://git.example.com");
+    }
+
+    #[test]
+    fn validate_rejects_zero_caps_and_timeouts() {
+        for args in [
+            ["--max-pushes", "0"],
+            ["--max-pushes-per-client", "0"],
+            ["--max-connections", "0"],
+            ["--max-connections-per-client", "0"],
+            ["--header-timeout", "0s"],
+            ["--body-stall-timeout", "0s"],
+            ["--idle-websocket-timeout", "0s"],
+        ] {
+            assert!(parse(&args).validate().is_err(), "{args:?} accepted");
+        }
     }
 
     #[test]

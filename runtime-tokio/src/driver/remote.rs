@@ -38,7 +38,7 @@ fn failure(kind: FailureKind, detail: impl Into<String>) -> Failure {
 }
 
 fn git(resolved: &Resolved, limits: &RemoteLimits) -> Command {
-    let mut cmd = Command::new("git");
+    let mut cmd = crate::children::tokio_git();
     let secs = limits.timeout.as_secs().max(1).to_string();
     cmd.env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ASKPASS", "true")

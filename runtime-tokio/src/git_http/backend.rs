@@ -20,7 +20,7 @@ use tokio::process::{ChildStdin, Command};
 use tokio::sync::mpsc;
 use tokio_util::io::ReaderStream;
 
-use super::body::{BodyReader, too_large};
+use super::body::{BodyReader, stalled, too_large};
 use super::pktline::{FLUSH, pkt_line};
 
 /// Which git service a request is for.
@@ -78,7 +78,7 @@ pub(crate) fn git_protocol(value: Option<&HeaderValue>) -> Option<String> {
 }
 
 fn command(service: Service, dir: &Path, protocol: Option<&str>) -> Command {
-    let mut command = Command::new("git");
+    let mut command = crate::children::tokio_git();
     command
         .args([
             "-c",
@@ -183,6 +183,8 @@ pub(crate) struct Run {
     pub(crate) too_large_response: Option<Vec<u8>>,
     /// Hook run after git succeeded (the post-push release).
     pub(crate) after_success: Option<AfterSuccess>,
+    /// The push slot this run holds until git exits (concurrent receive-pack cap).
+    pub(crate) slot: Option<crate::slots::Slot>,
 }
 
 /// Starts git and returns the streaming response.
@@ -215,6 +217,8 @@ enum Fed {
     Complete,
     /// The body passed its cap.
     TooLarge,
+    /// The client stopped sending (no bytes for the stall timeout).
+    Stalled,
     /// The client's upload failed, or git stopped reading.
     Broken(String),
 }
@@ -226,6 +230,7 @@ async fn feed(mut stdin: ChildStdin, prefix: Vec<u8>, mut body: BodyReader) -> F
     let outcome = match tokio::io::copy(&mut body, &mut stdin).await {
         Ok(_) => Fed::Complete,
         Err(e) if too_large(&e).is_some() => Fed::TooLarge,
+        Err(e) if stalled(&e) => Fed::Stalled,
         Err(e) => Fed::Broken(e.to_string()),
     };
     if matches!(outcome, Fed::Complete) {
@@ -266,6 +271,7 @@ async fn drive(
         body,
         too_large_response,
         after_success,
+        slot,
         ..
     } = run;
     let stderr_task = tokio::spawn(read_tail(stderr));
@@ -282,7 +288,11 @@ async fn drive(
             // answered with our report rather than git's.
             biased;
             joined = &mut feeder, if fed.is_none() => {
-                fed = Some(joined.unwrap_or_else(|e| Fed::Broken(e.to_string())));
+                // A stalled body ends like a cut one: git gets end-of-file, fails
+                // ("early EOF") and removes its quarantine (SIGKILL would leave it,
+                // and git ignores SIGTERM's chance to clean up).
+                let joined = joined.unwrap_or_else(|e| Fed::Broken(e.to_string()));
+                fed = Some(joined);
             }
             chunk = output.next() => match chunk {
                 Some(Ok(bytes)) => {
@@ -324,6 +334,18 @@ async fn drive(
             }
             return;
         }
+        // A pack can be complete before the body ends: then git succeeded, and the
+        // push is released as any other.
+        Some(Fed::Stalled) if !succeeded => {
+            tracing::info!(dir = %dir.display(), "{} request stalled; aborted", service.name());
+            // An error ends the response without its last chunk: the client sees the
+            // connection cut rather than a report that looks complete.
+            let _ = tx
+                .send(Err(io::Error::other("the request body stalled")))
+                .await;
+            drop(slot);
+            return;
+        }
         Some(Fed::Broken(why)) => {
             tracing::info!(dir = %dir.display(), "{} request cut short: {why}", service.name());
         }
@@ -341,5 +363,6 @@ async fn drive(
     if let Some(after) = after_success {
         after().await;
     }
+    drop(slot);
     drop(tx);
 }

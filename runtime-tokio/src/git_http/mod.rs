@@ -22,12 +22,12 @@ mod report;
 mod tests;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Extension;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
+use axum::http::Extensions;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 
@@ -37,27 +37,56 @@ pub use pktline::{PushCommands, RefUpdate};
 use crate::pages;
 use crate::repo::{RepoPath, Repos};
 
+/// Limits of the git endpoints against big, slow or many requests.
+#[derive(Debug, Clone)]
+pub struct GitLimits {
+    /// Largest request body after gzip decoding (a push's pack).
+    pub max_push_size: u64,
+    /// A request body that sends no byte for this long is aborted (git killed).
+    pub body_stall_timeout: Duration,
+    /// Pushes (`git receive-pack` children) running at once.
+    pub max_pushes: usize,
+    /// Of those, from one client address.
+    pub max_pushes_per_client: usize,
+}
+
+impl GitLimits {
+    /// The limits configured on the command line.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            max_push_size: config.max_push_size,
+            body_stall_timeout: config.body_stall_timeout,
+            max_pushes: config.max_pushes,
+            max_pushes_per_client: config.max_pushes_per_client,
+        }
+    }
+}
+
 /// What the git routes need; shared by all requests.
 pub struct GitHttp {
     repos: Repos,
     authorizer: Arc<dyn PushAuthorizer>,
     max_push_size: u64,
+    stall: Duration,
+    pushes: crate::slots::Slots,
     public_base: String,
 }
 
 impl GitHttp {
-    /// Serves the repositories under `repos`, asking `authorizer` about pushes of up to
-    /// `max_push_size` bytes; `public_base` (`https://host`) is used in page links.
+    /// Serves the repositories under `repos`, asking `authorizer` about pushes within
+    /// `limits`; `public_base` (`https://host`) is used in page links.
     pub fn new(
         repos: Repos,
         authorizer: Arc<dyn PushAuthorizer>,
-        max_push_size: u64,
+        limits: &GitLimits,
         public_base: String,
     ) -> Self {
         Self {
             repos,
             authorizer,
-            max_push_size,
+            max_push_size: limits.max_push_size,
+            stall: limits.body_stall_timeout,
+            pushes: crate::slots::Slots::new(limits.max_pushes, limits.max_pushes_per_client),
             public_base,
         }
     }
@@ -165,7 +194,7 @@ pub async fn get(
 pub async fn post(
     State(git): State<Arc<GitHttp>>,
     uri: Uri,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    extensions: Extensions,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -187,14 +216,23 @@ pub async fn post(
                 dir,
                 protocol: backend::git_protocol(headers.get("git-protocol")),
                 prefix: Vec::new(),
-                body: body::request_reader(body, gzip, git.max_push_size),
+                body: body::request_reader(body, gzip, git.max_push_size, git.stall),
                 too_large_response: None,
                 after_success: None,
+                slot: None,
             })
         }
         Endpoint::ReceivePack => {
-            let client = connect.map(|Extension(ConnectInfo(a))| a.ip());
-            receive::receive_pack(Arc::clone(&git), repo, dir, &headers, body, client).await
+            let client = crate::client::client_addr(&extensions);
+            let slot = match git.pushes.try_take(client) {
+                Ok(slot) => slot,
+                Err(full) => {
+                    tracing::debug!(%repo, ?client, ?full, "push refused: no slot");
+                    return receive::busy(full);
+                }
+            };
+            tracing::debug!(%repo, ?client, "push slot taken");
+            receive::receive_pack(Arc::clone(&git), repo, dir, &headers, body, slot, client).await
         }
         Endpoint::InfoRefs | Endpoint::Page => {
             (StatusCode::METHOD_NOT_ALLOWED, "use GET\n").into_response()

@@ -39,6 +39,7 @@ pub(crate) async fn receive_pack(
     dir: PathBuf,
     headers: &HeaderMap,
     body: Body,
+    slot: crate::slots::Slot,
     client: Option<IpAddr>,
 ) -> Response {
     let limit = git.max_push_size;
@@ -57,7 +58,7 @@ pub(crate) async fn receive_pack(
         )
             .into_response();
     };
-    let mut reader = request_reader(body, gzip, limit);
+    let mut reader = request_reader(body, gzip, limit, git.stall);
     let commands = match tokio::time::timeout(COMMANDS_TIMEOUT, read_commands(&mut reader)).await {
         Ok(Ok(commands)) => commands,
         Ok(Err(e)) => {
@@ -77,6 +78,7 @@ pub(crate) async fn receive_pack(
             body: reader,
             too_large_response: None,
             after_success: None,
+            slot: Some(slot),
         });
     }
 
@@ -127,7 +129,26 @@ pub(crate) async fn receive_pack(
         body: reader,
         too_large_response: Some(too_large_response),
         after_success: Some(after_success),
+        slot: Some(slot),
     })
+}
+
+/// The answer when no push slot is free: 503 at once, so the client retries later
+/// instead of holding a connection (and a git process) in a queue.
+pub(crate) fn busy(full: crate::slots::Full) -> Response {
+    let why = match full {
+        crate::slots::Full::Total => "too many pushes in progress",
+        crate::slots::Full::PerClient => "too many pushes in progress from your address",
+    };
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("{why}; retry in a minute\n"),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+    response
 }
 
 async fn after_push(

@@ -14,7 +14,7 @@ pub(crate) mod test_util;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 pub use lifecycle::{create_bare_repo, delete_repo};
 pub use objects::{copy_objects, existing_oids, is_object_id};
@@ -84,7 +84,7 @@ pub fn is_branch_or_tag(name: &str) -> bool {
 fn run_git(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<Output, GitOpsError> {
     use std::io::Write;
 
-    let mut command = Command::new("git");
+    let mut command = crate::children::git();
     command
         .arg("-C")
         .arg(dir)

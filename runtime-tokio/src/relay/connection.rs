@@ -5,7 +5,8 @@
 //! events can be in flight, so a slow verdict does not stall the client's other
 //! messages), and live events from the [`Hub`](super::Hub). Every outgoing message is
 //! sent under a timeout, so a client that stops reading is disconnected instead of
-//! pinning memory.
+//! pinning memory; a connection with no subscription that stays silent for the idle
+//! timeout is closed, so idle sockets cannot pile up to the connection cap.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -64,11 +65,26 @@ impl Connection {
         &mut self,
         mut live: tokio::sync::broadcast::Receiver<Arc<Event>>,
     ) -> Result<(), Gone> {
+        let idle_timeout = self.relay.limits.idle_timeout;
+        let idle = tokio::time::sleep(idle_timeout);
+        tokio::pin!(idle);
         loop {
             let may_read = self.pending.len() < self.relay.limits.max_in_flight;
+            let is_idle = self.subs.is_empty() && self.pending.is_empty();
             tokio::select! {
+                () = &mut idle, if is_idle => {
+                    tracing::debug!(conn = %self.conn, "idle without subscriptions; closing");
+                    let _ = self.socket.send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                        code: 1000,
+                        reason: "idle: no subscriptions and nothing sent".into(),
+                    }))).await;
+                    return Ok(());
+                }
                 message = self.socket.recv(), if may_read => match message {
-                    Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await?,
+                    Some(Ok(Message::Text(text))) => {
+                        idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
+                        self.on_text(text.as_str()).await?;
+                    }
                     Some(Ok(Message::Binary(_))) => {
                         self.notice("error: binary messages are not supported").await?;
                     }

@@ -51,7 +51,19 @@ pub struct RelayLimits {
     pub max_in_flight: usize,
     /// How long one outgoing message may take to send before the client is dropped.
     pub send_timeout: Duration,
+    /// A connection with no open subscription and nothing in flight that sends nothing
+    /// for this long is closed.
+    pub idle_timeout: Duration,
 }
+
+/// The websocket read buffer of a connection. tungstenite's default (128 KiB,
+/// allocated at the upgrade) was nearly all of an idle connection's memory; a NIP-01
+/// message rarely needs more than one 4 KiB read, and bigger ones still arrive whole
+/// (the buffer grows per read, not per message).
+pub const READ_BUFFER_SIZE: usize = 4 * 1024;
+
+/// Bytes collected before a write reaches the socket (tungstenite's default is 128 KiB).
+pub const WRITE_BUFFER_SIZE: usize = 8 * 1024;
 
 impl RelayLimits {
     /// The limits configured on the command line.
@@ -66,6 +78,7 @@ impl RelayLimits {
             event_rate: config.event_rate,
             max_in_flight: 256,
             send_timeout: Duration::from_secs(30),
+            idle_timeout: config.idle_websocket_timeout,
         }
     }
 }
@@ -104,6 +117,8 @@ impl Relay {
         upgrade
             .max_message_size(self.limits.max_message_size)
             .max_frame_size(self.limits.max_message_size)
+            .read_buffer_size(READ_BUFFER_SIZE)
+            .write_buffer_size(WRITE_BUFFER_SIZE)
             .on_upgrade(move |socket| connection::serve(relay, socket, conn))
     }
 }

@@ -91,6 +91,11 @@ impl Subscriptions {
     pub(crate) fn len(&self) -> usize {
         self.open.len()
     }
+
+    /// Whether no subscription is open (the connection may be closed when idle).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
 }
 
 #[cfg(test)]
