@@ -33,6 +33,9 @@ pub struct Config {
     pub domain_rate: u32,
     /// The sliding window for `domain_rate` (60 s).
     pub domain_window: Duration,
+    /// Remote requests in flight over every domain together (32): strangers may name
+    /// any number of domains, and each request is a `git` process here.
+    pub remote_concurrency: u32,
     /// Events more than this far in the future (by `created_at`) are refused.
     pub max_future_skew: Duration,
     /// Caps that keep purgatory bounded.
@@ -127,6 +130,7 @@ impl Config {
             domain_concurrency: 5,
             domain_rate: 30,
             domain_window: Duration::from_secs(60),
+            remote_concurrency: 32,
             max_future_skew: Duration::from_secs(15 * 60),
             limits: Limits::default(),
             hash_seed: 0,

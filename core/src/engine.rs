@@ -85,7 +85,8 @@ impl Engine {
             config.domain_rate,
             config.domain_window,
             keys,
-        );
+        )
+        .with_global_limit(config.remote_concurrency);
         Engine {
             authority: config.authority(),
             config,

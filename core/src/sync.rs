@@ -389,6 +389,13 @@ impl Engine {
     fn after_request(&mut self, info: &RequestInfo) {
         self.advance(info.d, info.domain);
         self.pump(info.domain);
+        if self.throttle.take_global_freed() {
+            // Every global slot was taken: identifiers queued on other domains for one
+            // may go now, each domain in turn from a rotating start.
+            for domain in self.throttle.queued_domains_rotated() {
+                self.pump(domain);
+            }
+        }
         if matches!(info.kind, RequestKind::Fetch(_)) {
             // Fetches other domains deferred for this one's objects may go now.
             let others: Vec<DomainId> = self

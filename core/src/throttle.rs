@@ -71,6 +71,15 @@ pub(crate) struct Throttle {
     concurrency: u32,
     rate: u32,
     window: Duration,
+    /// Requests in flight over every domain, and the most there may be.
+    in_flight_total: u32,
+    global: u32,
+    /// A request ended while every global slot was taken: queued domains elsewhere may
+    /// go now (the engine pumps them all, starting at a rotating one).
+    global_freed: bool,
+    /// Where the next pump of every queued domain starts, so that no domain's name
+    /// decides who gets freed global slots first.
+    rotation: usize,
 }
 
 impl Throttle {
@@ -82,7 +91,22 @@ impl Throttle {
             concurrency: concurrency.max(1),
             rate: rate.max(1),
             window,
+            in_flight_total: 0,
+            global: u32::MAX,
+            global_freed: false,
+            rotation: 0,
         }
+    }
+
+    /// Caps the requests in flight over every domain together.
+    pub(crate) fn with_global_limit(mut self, global: u32) -> Self {
+        self.global = global.max(1);
+        self
+    }
+
+    /// Whether a global slot freed while all were taken since last asked.
+    pub(crate) fn take_global_freed(&mut self) -> bool {
+        std::mem::take(&mut self.global_freed)
     }
 
     /// The handle of `domain` for a sync attempt that will ask it, made if new. The attempt
@@ -120,11 +144,12 @@ impl Throttle {
     /// otherwise queues `ident` (once) and returns false.
     pub(crate) fn acquire(&mut self, domain: DomainId, ident: Ident, now: Time) -> bool {
         let (concurrency, rate) = (self.concurrency, self.rate);
+        let global_free = self.in_flight_total < self.global;
         let Some(d) = self.domain_at(domain, now) else {
             debug_assert!(false, "acquire on a domain nobody holds");
             return false;
         };
-        let free = Self::has_capacity(d, concurrency, rate);
+        let free = global_free && Self::has_capacity(d, concurrency, rate);
         d.clean_front();
         let my_turn = d.queue.front().is_none_or(|q| *q == ident);
         let got = if free && my_turn {
@@ -136,6 +161,7 @@ impl Throttle {
             d.window.push_back(now);
             d.requests += 1;
             d.journalled = true;
+            self.in_flight_total += 1;
             true
         } else {
             if d.queued.insert(ident) {
@@ -166,12 +192,25 @@ impl Throttle {
         if let Some(d) = self.domains.get_mut(&domain.0) {
             d.in_flight = d.in_flight.saturating_sub(1);
         }
+        if self.in_flight_total >= self.global {
+            self.global_freed = true;
+        }
+        self.in_flight_total = self.in_flight_total.saturating_sub(1);
+    }
+
+    /// Requests in flight over every domain.
+    #[cfg(test)]
+    pub(crate) fn in_flight_total(&self) -> u32 {
+        self.in_flight_total
     }
 
     /// The queued identifier whose turn it is, if the domain has a free slot now. It stays
     /// queued until it [`Throttle::acquire`]s or is [`Throttle::forget`]-ten.
     pub(crate) fn peek_ready(&mut self, domain: DomainId, now: Time) -> Option<Ident> {
         let (concurrency, rate) = (self.concurrency, self.rate);
+        if self.in_flight_total >= self.global {
+            return None;
+        }
         let d = self.domain_at(domain, now)?;
         if !Self::has_capacity(d, concurrency, rate) {
             return None;
@@ -193,6 +232,18 @@ impl Throttle {
     pub(crate) fn queued_domains(&self) -> Vec<DomainId> {
         let mut out: Vec<DomainId> = self.waiting.iter().map(|id| DomainId(*id)).collect();
         out.sort_by(|a, b| self.name(*a).cmp(self.name(*b)));
+        out
+    }
+
+    /// [`Throttle::queued_domains`], starting at a domain that moves on each call: for
+    /// handing out freed global slots in turn.
+    pub(crate) fn queued_domains_rotated(&mut self) -> Vec<DomainId> {
+        let mut out = self.queued_domains();
+        if !out.is_empty() {
+            let k = self.rotation % out.len();
+            out.rotate_left(k);
+            self.rotation = self.rotation.wrapping_add(1);
+        }
         out
     }
 
@@ -366,5 +417,29 @@ mod tests {
             "b",
             "a freed handle is reused under its new name"
         );
+    }
+
+    #[test]
+    fn the_global_limit_caps_every_domain_together_and_frees_in_turn() {
+        let (x, y, ..) = ids();
+        let mut th =
+            Throttle::new(5, 100, Duration::from_secs(60), Keyed::new(1)).with_global_limit(2);
+        let (a, b, c) = (th.hold("a"), th.hold("b"), th.hold("c"));
+        assert!(th.acquire(a, x, t(0)));
+        assert!(th.acquire(b, x, t(0)));
+        assert!(!th.acquire(c, x, t(0)), "two in flight over all domains");
+        assert!(!th.acquire(a, y, t(0)));
+        assert_eq!(th.in_flight_total(), 2);
+        assert_eq!(th.peek_ready(c, t(1)), None, "no global slot");
+        th.release(b);
+        assert!(th.take_global_freed(), "a slot freed while all were taken");
+        assert!(!th.take_global_freed());
+        assert_eq!(th.queued_domains_rotated(), vec![a, c]);
+        assert_eq!(
+            th.queued_domains_rotated(),
+            vec![c, a],
+            "the start moves on"
+        );
+        assert_eq!(th.peek_ready(c, t(1)), Some(x));
     }
 }

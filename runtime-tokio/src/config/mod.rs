@@ -168,6 +168,11 @@ pub struct Config {
     #[arg(long, env = "GRASPD_DOMAIN_RATE_PER_MINUTE", default_value_t = 30)]
     pub domain_rate_per_minute: u32,
 
+    /// Remote git requests (ls-remote, fetch) in flight over every domain together:
+    /// strangers' clone URLs may name any number of domains.
+    #[arg(long, env = "GRASPD_MAX_REMOTE_REQUESTS", default_value_t = 32)]
+    pub max_remote_requests: u32,
+
     /// Delay before hunting remote servers for the data of an event a client sent
     /// (a push usually follows within it).
     #[arg(long, env = "GRASPD_CLIENT_SYNC_DELAY", default_value = "180s", value_parser = parse_duration)]

@@ -80,6 +80,7 @@ pub fn engine_config(config: &Config) -> Result<EngineConfig, String> {
     c.sync_delay = config.sync_delay;
     c.domain_concurrency = config.domain_concurrency;
     c.domain_rate = config.domain_rate_per_minute;
+    c.remote_concurrency = config.max_remote_requests;
     // A fresh key for the engine's hash tables each start (std's keyed hasher draws its
     // keys from the OS): hostile ids cannot be crafted to collide.
     c.hash_seed = std::hash::BuildHasher::hash_one(

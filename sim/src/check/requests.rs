@@ -63,6 +63,11 @@ impl Checker {
                 format!("{in_flight} requests in flight to {domain}"),
             );
         }
+        let total: u32 = self.domains.values().map(|l| l.in_flight).sum();
+        if total > self.config.remote_concurrency {
+            let detail = format!("{total} requests in flight over every domain");
+            self.fail(THROTTLE, now, detail);
+        }
         if in_window > rate as usize {
             let detail = format!("{in_window} requests to {domain} within {window:?}");
             self.fail(THROTTLE, now, detail);
