@@ -25,14 +25,15 @@ pub fn routes(engine: EngineHandle) -> Router {
 }
 
 async fn view(engine: &EngineHandle) -> Result<View, Response> {
-    engine
-        .view()
-        .await
-        .ok_or_else(|| (StatusCode::SERVICE_UNAVAILABLE, "engine stopped\n").into_response())
+    engine.view().await.ok_or_else(stopped)
+}
+
+fn stopped() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, "engine stopped\n").into_response()
 }
 
 async fn metrics(State(engine): State<EngineHandle>) -> Response {
-    match view(&engine).await {
+    match engine.metrics_view().await.ok_or_else(stopped) {
         Ok(v) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
             v.prometheus(),

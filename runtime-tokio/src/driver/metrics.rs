@@ -127,11 +127,22 @@ pub struct View {
 }
 
 impl View {
-    pub(super) fn of(engine: &Engine, runtime: &RuntimeMetrics) -> Self {
+    /// The snapshot; with `entries`, also every waiting event and sync entry (the
+    /// operator view). `/metrics` scrapes without them: building them walks all of
+    /// purgatory inside the engine task, on every scrape.
+    pub(super) fn of(engine: &Engine, runtime: &RuntimeMetrics, entries: bool) -> Self {
         View {
             metrics: engine.metrics(),
-            waiting: engine.purgatory_view(),
-            sync: engine.sync_view(),
+            waiting: if entries {
+                engine.purgatory_view()
+            } else {
+                Vec::new()
+            },
+            sync: if entries {
+                engine.sync_view()
+            } else {
+                Vec::new()
+            },
             runtime: runtime.clone(),
         }
     }
@@ -287,5 +298,57 @@ impl View {
             .encode(&families, &mut out)
             .expect("text encoding");
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grasp_core::nostr::prelude::{EventBuilder, FinalizeEvent, Keys, Kind, Tag, Timestamp};
+    use grasp_core::{Config, Input, Origin, ReplyToken, Time, VerifiedEvent};
+
+    /// Issue 14: a `/metrics` scrape builds the counters and gauges only, not the view of
+    /// every waiting event (which walked all of purgatory inside the engine task).
+    #[test]
+    fn a_metrics_snapshot_carries_no_purgatory_view() {
+        let mut engine = Engine::new(Config::new("http://grasp.test".parse().unwrap()));
+        engine.handle_input(Time::ZERO, Input::Hydrated);
+        let owner = Keys::generate();
+        let clone = format!(
+            "http://grasp.test/{}/r.git",
+            grasp_core::npub(&owner.public_key())
+        );
+        let tags = [
+            vec!["d", "r"],
+            vec!["clone", &clone],
+            vec!["relays", "ws://grasp.test"],
+        ]
+        .into_iter()
+        .map(|t| Tag::parse(t).unwrap());
+        let ann = EventBuilder::new(Kind::GitRepoAnnouncement, "")
+            .tags(tags)
+            .custom_created_at(Timestamp::from_secs(1_700_000_000))
+            .finalize(&owner)
+            .unwrap();
+        engine.handle_input(
+            Time::ZERO,
+            Input::Event {
+                token: ReplyToken(1),
+                event: VerifiedEvent::assume_verified(ann),
+                origin: Origin::Client,
+                received_at: Timestamp::from_secs(1_700_000_000),
+            },
+        );
+        let runtime = RuntimeMetrics::default();
+        let scrape = View::of(&engine, &runtime, false);
+        assert!(scrape.waiting.is_empty() && scrape.sync.is_empty());
+        assert!(
+            scrape
+                .prometheus()
+                .contains("graspd_purgatory_entries{kind=\"announcement\"} 1"),
+            "{}",
+            scrape.prometheus()
+        );
+        assert_eq!(View::of(&engine, &runtime, true).waiting.len(), 1);
     }
 }

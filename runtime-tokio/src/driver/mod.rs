@@ -64,6 +64,8 @@ pub(crate) enum Command {
     Result(Input),
     View {
         reply: oneshot::Sender<View>,
+        /// Whether to include every waiting event and sync entry.
+        entries: bool,
     },
 }
 
@@ -248,8 +250,8 @@ impl Driver {
                     self.metrics.sync_release(started.elapsed());
                 }
             }
-            Command::View { reply } => {
-                let _ = reply.send(View::of(&self.engine, &self.metrics));
+            Command::View { reply, entries } => {
+                let _ = reply.send(View::of(&self.engine, &self.metrics, entries));
             }
         }
     }
@@ -258,8 +260,17 @@ impl Driver {
 impl EngineHandle {
     /// The operator view and metrics snapshot.
     pub async fn view(&self) -> Option<View> {
+        self.snapshot(true).await
+    }
+
+    /// The counters and gauges alone, for `/metrics` (no walk of purgatory).
+    pub async fn metrics_view(&self) -> Option<View> {
+        self.snapshot(false).await
+    }
+
+    async fn snapshot(&self, entries: bool) -> Option<View> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Command::View { reply }).await.ok()?;
+        self.tx.send(Command::View { reply, entries }).await.ok()?;
         rx.await.ok()
     }
 }
