@@ -41,6 +41,9 @@ pub struct ConnLimits {
     pub max_connections: usize,
     /// Open connections at once from one client address.
     pub per_client: usize,
+    /// Reverse proxies: their connections count toward the total only (every client
+    /// behind one shares its address).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long request headers (and idle keep-alive) may take.
     pub header_timeout: Duration,
     /// How long in-flight requests may run after the shutdown signal.
@@ -180,7 +183,11 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let slot = match slots.try_take(Some(peer.ip())) {
+        let proxied = limits
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(&peer.ip()));
+        let slot = match slots.try_take((!proxied).then_some(peer.ip())) {
             Ok(slot) => slot,
             Err(full) => {
                 tracing::debug!(%peer, ?full, "connection refused: no slot");

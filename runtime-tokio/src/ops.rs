@@ -3,10 +3,9 @@
 //! they name events that are not served yet.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -32,7 +31,10 @@ fn stopped() -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, "engine stopped\n").into_response()
 }
 
-async fn metrics(State(engine): State<EngineHandle>) -> Response {
+async fn metrics(State(engine): State<EngineHandle>, req: Request) -> Response {
+    if !is_local(&req) {
+        return forbidden();
+    }
     match engine.metrics_view().await.ok_or_else(stopped) {
         Ok(v) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -44,14 +46,11 @@ async fn metrics(State(engine): State<EngineHandle>) -> Response {
 }
 
 fn is_local(req: &Request) -> bool {
-    matches!(
-        req.extensions().get::<ConnectInfo<SocketAddr>>(),
-        Some(ConnectInfo(a)) if a.ip().is_loopback()
-    )
+    crate::client::is_operator(req.extensions())
 }
 
 fn forbidden() -> Response {
-    let msg = "the purgatory view is only served to local clients\n";
+    let msg = "the operator routes are only served to the --metrics-allow networks\n";
     (StatusCode::FORBIDDEN, msg).into_response()
 }
 

@@ -129,10 +129,18 @@ impl Server {
             &config.public_base(),
             &config.relay_url(),
         );
+        let networks = Arc::new(crate::client::Networks {
+            trusted_proxies: config.trusted_proxies.clone(),
+            operators: config.metrics_allow.clone(),
+        });
         router(
             AppState::new(relay, git, &nip11, landing),
             self.extra.clone(),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            networks,
+            crate::client::resolve,
+        ))
     }
 
     /// The connection limits: the configured ones, the connection cap defaulting to
@@ -156,6 +164,7 @@ impl Server {
         ConnLimits {
             max_connections,
             per_client: self.config.max_connections_per_client,
+            trusted_proxies: self.config.trusted_proxies.clone(),
             header_timeout: self.config.header_timeout,
             shutdown_grace: SHUTDOWN_GRACE,
         }

@@ -141,6 +141,25 @@ pub struct Config {
     #[arg(long, env = "GRASPD_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 64)]
     pub max_connections_per_client: usize,
 
+    /// Reverse proxies (CIDRs, comma-separated) whose `X-Forwarded-For` / `Forwarded`
+    /// headers name the client: every per-address limit then counts the forwarded
+    /// address, and the proxy's own connections count toward the total cap only.
+    #[arg(
+        long = "trusted-proxy",
+        env = "GRASPD_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Clients (CIDRs, comma-separated) that may read `/metrics` and the purgatory view.
+    #[arg(
+        long = "metrics-allow",
+        env = "GRASPD_METRICS_ALLOW",
+        value_delimiter = ',',
+        default_value = "127.0.0.0/8,::1/128"
+    )]
+    pub metrics_allow: Vec<ipnet::IpNet>,
+
     /// How long a client may take to send a request's headers (also the longest a
     /// kept-alive HTTP connection may sit idle between requests).
     #[arg(long, env = "GRASPD_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
