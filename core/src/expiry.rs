@@ -99,9 +99,7 @@ impl Engine {
                 entry.deadline.plus(self.config.announcement_soft_expiry),
             );
             self.purgatory.set_expiry(id, deadline, Some(forget_at));
-            if let Some(a) = self.repos.announcement_mut(&owner, &d) {
-                a.status = AnnStatus::SoftExpired;
-            }
+            self.repos.set_status(&owner, &d, AnnStatus::SoftExpired);
             self.emit(Effect::DeleteRepo {
                 repo: RepoId::new(owner, &d),
             });

@@ -80,6 +80,7 @@ mod throttle;
 mod time;
 mod timers;
 mod url_path;
+mod user_events;
 mod verdict;
 mod version;
 mod waiting;

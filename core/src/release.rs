@@ -183,9 +183,8 @@ impl Engine {
             .announcement_of(&target.owner, self.idents.get(&target.d))
             .map(|e| e.event.id)
         {
-            if let Some(a) = self.repos.announcement_mut(&target.owner, &target.d) {
-                a.status = AnnStatus::Served;
-            }
+            self.repos
+                .set_status(&target.owner, &target.d, AnnStatus::Served);
             self.serve_waiting(&aid, path);
         }
         true

@@ -59,6 +59,11 @@ pub(crate) struct RepoIndex {
     /// Hosted announcements per owner (the repositories-per-author cap), kept as
     /// announcements come and go rather than counted over every identifier per verdict.
     hosted: BTreeMap<PublicKey, usize>,
+    /// Per identifier, every key in the maintainer set of one of its hosted
+    /// repositories; and per key, how many identifiers list it so (whose profile and
+    /// relay list a client shows beside a repository, so they are accepted here).
+    maintainers_of: KeyedMap<String, BTreeSet<PublicKey>>,
+    maintaining: BTreeMap<PublicKey, u32>,
 }
 
 impl RepoIndex {
@@ -69,6 +74,8 @@ impl RepoIndex {
             states: keys.map(),
             sets: keys.map(),
             hosted: BTreeMap::new(),
+            maintainers_of: keys.map(),
+            maintaining: BTreeMap::new(),
         }
     }
 
@@ -127,13 +134,58 @@ impl RepoIndex {
         let owners: Vec<PublicKey> = self.announcements(d).map(|(o, _)| *o).collect();
         if owners.is_empty() {
             self.sets.remove(d);
-            return;
+        } else {
+            let sets = owners
+                .into_iter()
+                .map(|o| (o, self.compute_maintainers(&o, d)))
+                .collect();
+            self.sets.insert(d.to_owned(), sets);
         }
-        let sets = owners
+        self.recount_maintaining(d);
+    }
+
+    /// Brings the keys that maintain a hosted repository of `d` up to date.
+    fn recount_maintaining(&mut self, d: &str) {
+        let anns = self.anns.get(d);
+        let now: BTreeSet<PublicKey> = self
+            .sets
+            .get(d)
             .into_iter()
-            .map(|o| (o, self.compute_maintainers(&o, d)))
+            .flatten()
+            .filter(|(owner, _)| {
+                anns.and_then(|m| m.get(*owner))
+                    .is_some_and(|a| a.hosted && a.status != AnnStatus::SoftExpired)
+            })
+            .flat_map(|(_, set)| set.iter().copied())
             .collect();
-        self.sets.insert(d.to_owned(), sets);
+        let before = self.maintainers_of.remove(d).unwrap_or_default();
+        for pk in before.difference(&now) {
+            if let Some(n) = self.maintaining.get_mut(pk) {
+                *n -= 1;
+                if *n == 0 {
+                    self.maintaining.remove(pk);
+                }
+            }
+        }
+        for pk in now.difference(&before) {
+            *self.maintaining.entry(*pk).or_default() += 1;
+        }
+        if !now.is_empty() {
+            self.maintainers_of.insert(d.to_owned(), now);
+        }
+    }
+
+    /// Sets the status of `owner`'s announcement of `d` (a soft-expired one hosts nothing).
+    pub(crate) fn set_status(&mut self, owner: &PublicKey, d: &str, status: AnnStatus) {
+        if let Some(a) = self.announcement_mut(owner, d) {
+            a.status = status;
+            self.recount_maintaining(d);
+        }
+    }
+
+    /// Whether `pk` is in the maintainer set of some repository hosted here.
+    pub(crate) fn maintains_hosted(&self, pk: &PublicKey) -> bool {
+        self.maintaining.contains_key(pk)
     }
 
     /// Whether `pk` is in the maintainer set of `(owner, d)`.

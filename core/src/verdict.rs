@@ -53,6 +53,12 @@ impl Engine {
                 "invalid: previously expired from purgatory without its git data",
             );
         }
+        if crate::user_events::is_protected(&e) {
+            return self.reply(token, id, false, crate::user_events::PROTECTED_REFUSAL);
+        }
+        if self.on_user_event(token, &e) {
+            return;
+        }
         match e.kind {
             k if k == event::ANNOUNCEMENT => self.on_announcement(token, e, origin),
             k if k == event::STATE => self.on_state(token, e, origin),
@@ -441,9 +447,7 @@ impl Engine {
                 repo: RepoId::new(*owner, d),
             });
         }
-        if let Some(a) = self.repos.announcement_mut(owner, d) {
-            a.status = AnnStatus::Purgatory;
-        }
+        self.repos.set_status(owner, d, AnnStatus::Purgatory);
         let deadline = self.now.plus(self.config.purgatory_expiry);
         self.purgatory.set_expiry(&aid, deadline, None);
         let Some(entry) = self.purgatory.get(&aid) else {

@@ -22,9 +22,17 @@ async fn operator_routes_follow_metrics_allow_and_trusted_forwarding() {
     let base = world.server.base_url();
     for path in ["/metrics", "/purgatory.json"] {
         let url = format!("{base}{path}");
-        assert_eq!(status(&url, &[]).await, 403, "{path}: the proxy itself is no operator");
+        assert_eq!(
+            status(&url, &[]).await,
+            403,
+            "{path}: the proxy itself is no operator"
+        );
         let forwarded = [("x-forwarded-for", "192.0.2.9")];
-        assert_eq!(status(&url, &forwarded).await, 200, "{path}: an operator behind it");
+        assert_eq!(
+            status(&url, &forwarded).await,
+            200,
+            "{path}: an operator behind it"
+        );
         let spoofed = [("x-forwarded-for", "192.0.2.9, 203.0.113.5")];
         assert_eq!(
             status(&url, &spoofed).await,
@@ -35,7 +43,10 @@ async fn operator_routes_follow_metrics_allow_and_trusted_forwarding() {
     // Without --trusted-proxy the headers are ignored and loopback is the default operator.
     let plain = World::start().await;
     let url = format!("{}/metrics", plain.server.base_url());
-    assert_eq!(status(&url, &[("x-forwarded-for", "203.0.113.5")]).await, 200);
+    assert_eq!(
+        status(&url, &[("x-forwarded-for", "203.0.113.5")]).await,
+        200
+    );
 }
 
 #[tokio::test]
@@ -49,7 +60,8 @@ async fn per_address_limits_count_the_forwarded_client() {
     work.git(&["fetch", "-q", &repo.url, "main:refs/remotes/origin/main"])
         .await
         .expect_ok("fetch main");
-    work.branch_from("feature", "refs/remotes/origin/main").await;
+    work.branch_from("feature", "refs/remotes/origin/main")
+        .await;
     let tip = work.commit("a feature").await;
     let push_from = |client: &'static str| {
         let spec = format!("{tip}:refs/nostr/{}", random_event_id());
@@ -58,8 +70,12 @@ async fn per_address_limits_count_the_forwarded_client() {
         let work = &work;
         async move { work.git(&["-c", &header, "push", &url, &spec]).await }
     };
-    push_from("198.51.100.1").await.expect_ok("the first client's placeholder");
-    push_from("198.51.100.2").await.expect_ok("another client behind the same proxy");
+    push_from("198.51.100.1")
+        .await
+        .expect_ok("the first client's placeholder");
+    push_from("198.51.100.2")
+        .await
+        .expect_ok("another client behind the same proxy");
     let out = push_from("198.51.100.1").await;
     out.expect_refused("the first client's second placeholder");
     assert!(
