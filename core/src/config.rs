@@ -53,8 +53,14 @@ pub struct Config {
 pub struct Limits {
     /// Events waiting in purgatory in total (placeholders have their own budget).
     pub purgatory_total: usize,
-    /// Purgatory entries per author.
+    /// Purgatory entries per author (states and pull requests; waiting announcements are
+    /// bounded by `repos_per_author`).
     pub purgatory_per_author: usize,
+    /// Bytes of every event waiting in purgatory (their JSON): the count caps alone let
+    /// large events hold tens of GiB.
+    pub purgatory_bytes_total: usize,
+    /// Bytes of one author's waiting events.
+    pub purgatory_bytes_per_author: usize,
     /// Purgatory entries per repository identifier.
     pub purgatory_per_identifier: usize,
     /// Repositories (hosted announcements) per owner.
@@ -76,6 +82,8 @@ impl Default for Limits {
         Limits {
             purgatory_total: 250_000,
             purgatory_per_author: 1_000,
+            purgatory_bytes_total: 1 << 30,
+            purgatory_bytes_per_author: 16 << 20,
             purgatory_per_identifier: 2_000,
             repos_per_author: 1_000,
             urls_per_identifier: 32,

@@ -81,6 +81,8 @@ pub struct Metrics {
     pub purgatory_prs: usize,
     /// Git-first placeholders.
     pub placeholders: usize,
+    /// Bytes of the JSON of every waiting event (the byte budget's measure).
+    pub purgatory_bytes: usize,
     /// Identifiers in the sync queue.
     pub sync_queue: usize,
     /// Identifiers the engine holds any state for (purgatory, sync, objects known
@@ -161,6 +163,7 @@ impl Engine {
             purgatory_states: 0,
             purgatory_prs: 0,
             placeholders: self.purgatory.placeholders.len(),
+            purgatory_bytes: self.purgatory.bytes(),
             sync_queue: self.sync.entries.len(),
             identifiers: self.idents.len(),
             served_repos: self.repos.count(AnnStatus::Served),

@@ -36,8 +36,7 @@ impl PackedEvent {
         serde_json::from_str(&self.json).expect("an event packed by us parses back")
     }
 
-    /// Bytes of the JSON text (for the memory accounting of the operator view).
-    #[cfg(test)]
+    /// Bytes of the JSON text (purgatory's byte budget).
     pub(crate) fn json_len(&self) -> usize {
         self.json.len()
     }
@@ -54,7 +53,9 @@ impl PackedEvent {
 /// written directly, only the tag strings and the content are escaped (scanned eight
 /// bytes at a time), and the exact length is computed first, so the text is one
 /// allocation that `into_boxed_str` keeps as it is.
-fn to_json(event: &Event) -> String {
+/// The exact length of an event's JSON as packed, without writing it (purgatory's byte
+/// budget is checked before an event enters).
+pub(crate) fn json_len_of(event: &Event) -> usize {
     let tags = &event.tags;
     let created_at = event.created_at.as_secs();
     let kind = u64::from(event.kind.as_u16());
@@ -65,12 +66,19 @@ fn to_json(event: &Event) -> String {
             2 + t.iter().map(|s| quoted_len(s)).sum::<usize>() + t.len().saturating_sub(1)
         })
         .sum();
-    let len = FIXED_LEN
+    FIXED_LEN
         + decimal_len(created_at)
         + decimal_len(kind)
         + strings
         + tags.len().saturating_sub(1)
-        + quoted_len(&event.content);
+        + quoted_len(&event.content)
+}
+
+fn to_json(event: &Event) -> String {
+    let tags = &event.tags;
+    let created_at = event.created_at.as_secs();
+    let kind = u64::from(event.kind.as_u16());
+    let len = json_len_of(event);
     let mut json = Vec::with_capacity(len);
     json.extend_from_slice(br#"{"id":""#);
     push_hex(&mut json, event.id.as_bytes());

@@ -37,7 +37,8 @@ impl Engine {
         else {
             return self.on_related(token, e);
         };
-        if let Some(why) = self.purgatory_cap_refusal(&e.pubkey, &d) {
+        let bytes = crate::packed::json_len_of(&e);
+        if let Some(why) = self.purgatory_cap_refusal(&e.pubkey, &d, bytes, false) {
             return self.reply(token, id, false, why);
         }
         let hosted = self.pr_repos(&pr.repos);

@@ -199,6 +199,14 @@ impl Group {
     }
 }
 
+/// One author's share of purgatory: events counted toward the per-author cap, and the
+/// bytes of all its waiting events.
+#[derive(Debug, Default, Clone, Copy)]
+struct AuthorLoad {
+    entries: usize,
+    bytes: usize,
+}
+
 /// The purgatory store.
 #[derive(Debug)]
 pub(crate) struct Purgatory {
@@ -212,7 +220,9 @@ pub(crate) struct Purgatory {
     by_d: IdentMap<Group>,
     /// Entries per author, for the cap: hashed (authors are chosen by senders; keyed), as
     /// a B-tree of 32-byte keys cost a `memcmp` call per level on every entry and removal.
-    per_author: KeyedMap<PublicKey, usize>,
+    per_author: KeyedMap<PublicKey, AuthorLoad>,
+    /// Bytes of every waiting event's JSON.
+    bytes: usize,
     pub(crate) placeholders: crate::placeholders::Placeholders,
     pub(crate) expired: crate::expired::ExpiredMemory,
     /// What the entries of each identifier need.
@@ -227,6 +237,7 @@ impl Purgatory {
             expiry: DeadlineSet::default(),
             by_d: IdentMap::default(),
             per_author: keys.map(),
+            bytes: 0,
             placeholders: crate::placeholders::Placeholders::default(),
             expired: crate::expired::ExpiredMemory::default(),
             needs: NeedIndex::default(),
@@ -259,7 +270,13 @@ impl Purgatory {
         if let Some(other) = displaced {
             group.others.insert(IdKey::from(&other));
         }
-        *self.per_author.entry(entry.event.pubkey).or_default() += 1;
+        let load = self.per_author.entry(entry.event.pubkey).or_default();
+        let size = entry.event.json_len();
+        // A waiting announcement is bounded by the repositories-per-author cap: counting it
+        // here too made a new repository (announcement and state) cost two slots.
+        load.entries += usize::from(!matches!(entry.what, Waiting::Announcement));
+        load.bytes += size;
+        self.bytes += size;
         self.needs.add(&entry);
         self.expiry.insert(entry.expires_at(), key);
         self.entries.insert(key, Box::new(entry));
@@ -287,9 +304,12 @@ impl Purgatory {
                 self.by_d.remove(&e.ident);
             }
         }
-        if let Some(n) = self.per_author.get_mut(&e.event.pubkey) {
-            *n -= 1;
-            if *n == 0 {
+        let size = e.event.json_len();
+        self.bytes -= size;
+        if let Some(load) = self.per_author.get_mut(&e.event.pubkey) {
+            load.entries -= usize::from(!matches!(e.what, Waiting::Announcement));
+            load.bytes -= size;
+            if load.bytes == 0 {
                 self.per_author.remove(&e.event.pubkey);
             }
         }
@@ -370,8 +390,19 @@ impl Purgatory {
         self.entries.len()
     }
 
+    /// Waiting events of `pk` that count toward the per-author cap (not announcements).
     pub(crate) fn count_author(&self, pk: &PublicKey) -> usize {
-        self.per_author.get(pk).copied().unwrap_or(0)
+        self.per_author.get(pk).map_or(0, |l| l.entries)
+    }
+
+    /// Bytes of `pk`'s waiting events.
+    pub(crate) fn author_bytes(&self, pk: &PublicKey) -> usize {
+        self.per_author.get(pk).map_or(0, |l| l.bytes)
+    }
+
+    /// Bytes of every waiting event.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub(crate) fn count_identifier(&self, d: Option<Ident>) -> usize {

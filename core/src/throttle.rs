@@ -208,11 +208,11 @@ impl Throttle {
     /// queued until it [`Throttle::acquire`]s or is [`Throttle::forget`]-ten.
     pub(crate) fn peek_ready(&mut self, domain: DomainId, now: Time) -> Option<Ident> {
         let (concurrency, rate) = (self.concurrency, self.rate);
-        if self.in_flight_total >= self.global {
-            return None;
-        }
+        let global_full = self.in_flight_total >= self.global;
+        // Pruned first, even when no global slot is free: `poll_timeout` reads the
+        // window's front, which must not stay in the past.
         let d = self.domain_at(domain, now)?;
-        if !Self::has_capacity(d, concurrency, rate) {
+        if global_full || !Self::has_capacity(d, concurrency, rate) {
             return None;
         }
         d.clean_front();
@@ -441,5 +441,27 @@ mod tests {
             "the start moves on"
         );
         assert_eq!(th.peek_ready(c, t(1)), Some(x));
+    }
+
+    /// Found by the sweep (seed 174): with every global slot taken, `peek_ready` returned
+    /// before pruning the window, so `poll_timeout` kept answering a time in the past and
+    /// the driver spun.
+    #[test]
+    fn a_full_global_limit_still_prunes_windows() {
+        let (x, y, z, _) = ids();
+        let mut th = Throttle::new(5, 1, Duration::from_secs(60), Keyed::new(1))
+            .with_global_limit(1);
+        let (a, b) = (th.hold("a"), th.hold("b"));
+        assert!(th.acquire(a, x, t(0)));
+        th.release(a);
+        assert!(th.acquire(b, y, t(0)), "b takes the only global slot");
+        assert!(!th.acquire(a, z, t(1)), "a queues: its window is full");
+        assert_eq!(th.poll_timeout(), Some(t(60_000)));
+        assert_eq!(th.peek_ready(a, t(70_000)), None, "no global slot");
+        assert!(
+            th.poll_timeout().is_none_or(|w| w > t(70_000)),
+            "no deadline in the past: {:?}",
+            th.poll_timeout()
+        );
     }
 }

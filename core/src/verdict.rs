@@ -108,15 +108,30 @@ impl Engine {
         &self,
         author: &nostr::prelude::PublicKey,
         d: &str,
+        bytes: usize,
+        announcement: bool,
     ) -> Option<String> {
         let l = &self.config.limits;
+        if self.purgatory.bytes() + bytes > l.purgatory_bytes_total {
+            return Some(format!(
+                "rate-limited: purgatory is full ({} bytes of waiting events)",
+                l.purgatory_bytes_total
+            ));
+        }
+        if self.purgatory.author_bytes(author) + bytes > l.purgatory_bytes_per_author {
+            return Some(format!(
+                "rate-limited: your events waiting for git data would exceed {} bytes",
+                l.purgatory_bytes_per_author
+            ));
+        }
         if self.purgatory.len() >= l.purgatory_total {
             return Some(format!(
                 "rate-limited: purgatory is full ({} entries)",
                 l.purgatory_total
             ));
         }
-        if self.purgatory.count_author(author) >= l.purgatory_per_author {
+        // A waiting announcement is bounded by the repositories-per-author cap instead.
+        if !announcement && self.purgatory.count_author(author) >= l.purgatory_per_author {
             return Some(format!(
                 "rate-limited: too many of your events wait for git data (limit {})",
                 l.purgatory_per_author
@@ -277,7 +292,8 @@ impl Engine {
                             format!("rate-limited: you already host {cap} repositories here"),
                         );
                     }
-                    if let Some(why) = self.purgatory_cap_refusal(&owner, &d) {
+                    let bytes = crate::packed::json_len_of(&e);
+                    if let Some(why) = self.purgatory_cap_refusal(&owner, &d, bytes, true) {
                         return self.reply(token, id, false, why);
                     }
                     self.emit(Effect::CreateRepo {
@@ -390,7 +406,8 @@ impl Engine {
         }
         let refs = StateRefs::parse(&e);
         if refs.has_refs() {
-            if let Some(why) = self.purgatory_cap_refusal(&author, &d) {
+            let bytes = crate::packed::json_len_of(&e);
+            if let Some(why) = self.purgatory_cap_refusal(&author, &d, bytes, false) {
                 return self.reply(token, id, false, why);
             }
         }

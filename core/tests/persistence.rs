@@ -206,23 +206,33 @@ fn clone_url_scheme_guard() {
 
 #[test]
 fn purgatory_caps_refuse_clearly() {
+    // The per-author cap counts waiting states and pull requests; a waiting announcement
+    // is bounded by the repositories-per-author cap instead (issue 14: a new repository
+    // cost two slots).
     let mut c = config();
     c.limits.purgatory_per_author = 2;
     let mut h = Harness::with_config(c);
     let owner = key(1);
-    assert_ok(
-        h.send(&announcement(&owner, "a", 10, &[], &[])),
-        true,
-        PURGATORY,
-    );
-    assert_ok(
-        h.send(&announcement(&owner, "b", 10, &[], &[])),
-        true,
-        PURGATORY,
-    );
-    let third = h.send(&announcement(&owner, "c", 10, &[], &[]));
-    assert_ok(third, false, "rate-limited:");
-    assert!(!h.objects.contains_key(&repo(&owner, "c")));
+    for (i, d) in ["a", "b", "c"].into_iter().enumerate() {
+        assert_ok(
+            h.send(&announcement(&owner, d, 10, &[], &[])),
+            true,
+            PURGATORY,
+        );
+        let st = state(
+            &owner,
+            d,
+            11,
+            &[("refs/heads/main", oid(i as u64 + 1))],
+            None,
+        );
+        let want = if i < 2 {
+            (true, PURGATORY)
+        } else {
+            (false, "rate-limited:")
+        };
+        assert_ok(h.send(&st), want.0, want.1);
+    }
 }
 
 #[test]

@@ -244,6 +244,14 @@ pub struct Config {
     #[arg(long, env = "GRASPD_MAX_PURGATORY_PER_AUTHOR", default_value_t = 100)]
     pub max_purgatory_per_author: usize,
 
+    /// Bytes of every event waiting in purgatory together (their JSON).
+    #[arg(long, env = "GRASPD_MAX_PURGATORY_BYTES", default_value = "1GiB", value_parser = parse_size)]
+    pub max_purgatory_bytes: u64,
+
+    /// Bytes of one author's events waiting in purgatory.
+    #[arg(long, env = "GRASPD_MAX_PURGATORY_BYTES_PER_AUTHOR", default_value = "16MiB", value_parser = parse_size)]
+    pub max_purgatory_bytes_per_author: u64,
+
     /// Most new `refs/nostr/<event-id>` placeholders (commits pushed before their pull
     /// request) one push may create. Placeholders need no key, so they have a budget of
     /// their own, apart from purgatory's events.

@@ -179,6 +179,11 @@ impl View {
             .set(m.placeholders as i64);
         r.register(Box::new(entries)).expect("unique metric");
         gauge(
+            "graspd_purgatory_bytes",
+            "Bytes of the JSON of every event waiting in purgatory (--max-purgatory-bytes bounds it)",
+            m.purgatory_bytes,
+        );
+        gauge(
             "graspd_sync_queue_identifiers",
             "Repository identifiers in the sync queue",
             m.sync_queue,

@@ -91,6 +91,10 @@ pub fn engine_config(config: &Config) -> Result<EngineConfig, String> {
     );
     c.limits.repos_per_author = config.max_repos_per_author;
     c.limits.purgatory_per_author = config.max_purgatory_per_author;
+    c.limits.purgatory_bytes_total =
+        usize::try_from(config.max_purgatory_bytes).unwrap_or(usize::MAX);
+    c.limits.purgatory_bytes_per_author =
+        usize::try_from(config.max_purgatory_bytes_per_author).unwrap_or(usize::MAX);
     c.limits.placeholders_per_push = config.max_placeholders_per_push;
     c.limits.placeholders_per_repo = config.max_placeholders_per_repo;
     c.limits.placeholders_per_client = config.max_placeholders_per_address;
