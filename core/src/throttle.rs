@@ -449,8 +449,8 @@ mod tests {
     #[test]
     fn a_full_global_limit_still_prunes_windows() {
         let (x, y, z, _) = ids();
-        let mut th = Throttle::new(5, 1, Duration::from_secs(60), Keyed::new(1))
-            .with_global_limit(1);
+        let mut th =
+            Throttle::new(5, 1, Duration::from_secs(60), Keyed::new(1)).with_global_limit(1);
         let (a, b) = (th.hold("a"), th.hold("b"));
         assert!(th.acquire(a, x, t(0)));
         th.release(a);
