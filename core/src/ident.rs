@@ -17,6 +17,18 @@ use crate::keyed::{Keyed, KeyedMap};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Ident(u32);
 
+impl Ident {
+    /// Its index (for iterating a set of handles from a rotating start).
+    pub(crate) fn index(self) -> u32 {
+        self.0
+    }
+
+    /// The handle with this index (a bound for ranges of handles).
+    pub(crate) fn from_index(i: u32) -> Self {
+        Ident(i)
+    }
+}
+
 /// The interning table. Names are found by a keyed hash (names come from events, so the
 /// hash must be one their senders cannot aim at): an event's identifier is looked up a few
 /// times per verdict, and in a B-tree of 10k names each lookup was some fourteen string

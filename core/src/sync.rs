@@ -390,10 +390,15 @@ impl Engine {
         self.advance(info.d, info.domain);
         self.pump(info.domain);
         if self.throttle.take_global_freed() {
-            // Every global slot was taken: identifiers queued on other domains for one
-            // may go now, each domain in turn from a rotating start.
-            for domain in self.throttle.queued_domains_rotated() {
+            // Every global slot was taken: identifiers queued on other domains for one may
+            // go now, the domains in turn, until the slots are taken again.
+            let mut tries = self.throttle.queued_domains_len();
+            while tries > 0 && self.throttle.has_global_slot() {
+                let Some(domain) = self.throttle.next_queued_for_global() else {
+                    break;
+                };
                 self.pump(domain);
+                tries -= 1;
             }
         }
         if matches!(info.kind, RequestKind::Fetch(_)) {

@@ -77,9 +77,9 @@ pub(crate) struct Throttle {
     /// A request ended while every global slot was taken: queued domains elsewhere may
     /// go now (the engine pumps them all, starting at a rotating one).
     global_freed: bool,
-    /// Where the next pump of every queued domain starts, so that no domain's name
-    /// decides who gets freed global slots first.
-    rotation: usize,
+    /// The handle after the domain that got the last freed global slot, so that freed
+    /// slots go round the queued domains.
+    rotation: u32,
 }
 
 impl Throttle {
@@ -235,16 +235,29 @@ impl Throttle {
         out
     }
 
-    /// [`Throttle::queued_domains`], starting at a domain that moves on each call: for
-    /// handing out freed global slots in turn.
-    pub(crate) fn queued_domains_rotated(&mut self) -> Vec<DomainId> {
-        let mut out = self.queued_domains();
-        if !out.is_empty() {
-            let k = self.rotation % out.len();
-            out.rotate_left(k);
-            self.rotation = self.rotation.wrapping_add(1);
-        }
-        out
+    /// The next queued domain in turn for a freed global slot: the first queued one after
+    /// the last one given (by handle, wrapping around), so freed slots go round the
+    /// domains without sorting them all on every request that ends.
+    pub(crate) fn next_queued_for_global(&mut self) -> Option<DomainId> {
+        let after = self.rotation;
+        let next = self
+            .waiting
+            .range(Ident::from_index(after)..)
+            .next()
+            .or_else(|| self.waiting.iter().next())
+            .copied()?;
+        self.rotation = next.index() + 1;
+        Some(DomainId(next))
+    }
+
+    /// Whether a global slot is free.
+    pub(crate) fn has_global_slot(&self) -> bool {
+        self.in_flight_total < self.global
+    }
+
+    /// How many domains have identifiers queued.
+    pub(crate) fn queued_domains_len(&self) -> usize {
+        self.waiting.len()
     }
 
     /// When a window slot frees on a domain that has identifiers queued and is limited by
@@ -434,12 +447,9 @@ mod tests {
         th.release(b);
         assert!(th.take_global_freed(), "a slot freed while all were taken");
         assert!(!th.take_global_freed());
-        assert_eq!(th.queued_domains_rotated(), vec![a, c]);
-        assert_eq!(
-            th.queued_domains_rotated(),
-            vec![c, a],
-            "the start moves on"
-        );
+        assert_eq!(th.next_queued_for_global(), Some(a));
+        assert_eq!(th.next_queued_for_global(), Some(c), "the turn moves on");
+        assert_eq!(th.next_queued_for_global(), Some(a), "and wraps around");
         assert_eq!(th.peek_ready(c, t(1)), Some(x));
     }
 
