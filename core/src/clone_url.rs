@@ -8,7 +8,8 @@
 //! — and its host is a plain name or an address literal. On such a string every parser
 //! reads the same scheme, host and port, and the string checked is the string git gets.
 
-use std::net::IpAddr;
+// `core::net`: the address types only (no sockets), as the purity check requires.
+use core::net::IpAddr;
 
 use url::{Host, Url};
 
