@@ -114,7 +114,7 @@ pub fn generate<R: Rng + ?Sized>(shape: Shape, rng: &mut R) -> Plan {
         config.limits.purgatory_per_author = 12;
         config.limits.purgatory_per_identifier = 6;
         config.limits.placeholders_total = 8;
-        config.remote_concurrency = 4;
+        config.remote_concurrency = 8;
         config.limits.placeholders_per_repo = 3;
     }
     Plan {
