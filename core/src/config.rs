@@ -46,6 +46,9 @@ pub struct Config {
     pub hash_seed: u64,
     /// Operator curation: who and what this server hosts.
     pub curation: Curation,
+    /// Which rule makes a key a maintainer (MAINTAINERS.md): reciprocal confirmation by
+    /// default, the flat rule of older servers if the operator asks.
+    pub maintainer_model: crate::MaintainerModel,
 }
 
 /// Caps on purgatory and hosting, each with a clear refusal when exceeded.
@@ -143,6 +146,7 @@ impl Config {
             limits: Limits::default(),
             hash_seed: 0,
             curation: Curation::default(),
+            maintainer_model: crate::MaintainerModel::default(),
         }
     }
 

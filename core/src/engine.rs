@@ -80,6 +80,7 @@ impl Engine {
     /// ([`Input::Stored`], [`Input::Restore`]) and then [`Input::Hydrated`] before live input.
     pub fn new(config: Config) -> Self {
         let keys = Keyed::new(config.hash_seed);
+        let model = config.maintainer_model;
         let throttle = Throttle::new(
             config.domain_concurrency,
             config.domain_rate,
@@ -92,7 +93,7 @@ impl Engine {
             config,
             now: Time::ZERO,
             effects: EffectQueue::default(),
-            repos: RepoIndex::new(keys),
+            repos: RepoIndex::new(keys, model),
             related: Related::new(keys),
             purgatory: Purgatory::new(keys),
             idents: Idents::new(keys),

@@ -2,7 +2,7 @@
 //! NIP-34 facts the engine decides on.
 
 use crate::oid::Oid;
-use nostr::prelude::{Coordinate, Event, EventId, Kind, PublicKey};
+use nostr::prelude::{Coordinate, Event, EventId, Kind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -89,21 +89,17 @@ pub(crate) struct Announcement {
     pub(crate) d: String,
     pub(crate) clone: Vec<String>,
     pub(crate) relays: Vec<String>,
-    pub(crate) maintainers: Vec<PublicKey>,
+    pub(crate) membership: crate::membership::Membership,
 }
 
 impl Announcement {
     pub(crate) fn parse(event: &Event) -> Option<Announcement> {
         let d = identifier(event)?.to_owned();
-        let maintainers = tag_values(event, "maintainers")
-            .filter_map(|v| PublicKey::from_hex(v).ok())
-            .filter(|pk| *pk != event.pubkey)
-            .collect();
         Some(Announcement {
             d,
             clone: tag_values(event, "clone").map(str::to_owned).collect(),
             relays: tag_values(event, "relays").map(str::to_owned).collect(),
-            maintainers,
+            membership: crate::membership::Membership::parse(event),
         })
     }
 }
@@ -312,7 +308,7 @@ mod tests {
         );
         let a = Announcement::parse(&e).unwrap();
         assert_eq!(a.clone.len(), 2);
-        assert_eq!(a.maintainers.len(), 2);
+        assert_eq!(a.membership.flat().len(), 2);
     }
 
     #[test]

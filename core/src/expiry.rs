@@ -166,7 +166,7 @@ impl Engine {
                     let info = AnnInfo {
                         id: e.id,
                         created_at: e.created_at,
-                        maintainers: a.maintainers.clone(),
+                        membership: a.membership.clone(),
                         clone: a.clone.clone(),
                         hosted,
                         status: AnnStatus::Served,
@@ -244,7 +244,7 @@ impl Engine {
                     let info = AnnInfo {
                         id,
                         created_at: event.created_at,
-                        maintainers: a.maintainers,
+                        membership: a.membership,
                         clone: a.clone,
                         hosted: true,
                         status,

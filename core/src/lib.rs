@@ -61,6 +61,8 @@ mod ident;
 mod input;
 mod journal;
 mod keyed;
+mod maintainer_set;
+mod membership;
 mod metrics;
 mod needs;
 mod oid;
@@ -92,6 +94,7 @@ pub use engine::{Engine, PURGATORY_MESSAGE};
 pub use event::{Origin, VerifiedEvent, is_branch_or_tag};
 pub use input::{Failure, FailureKind, Input, PushRequest, PushVerdict, RefUpdate};
 pub use journal::{JournalKey, JournalRecord};
+pub use maintainer_set::MaintainerModel;
 pub use metrics::{
     Counters, DomainMetrics, Metrics, RELEASE_WAIT_BUCKETS_MS, SyncView, WaitingView,
 };

@@ -132,6 +132,9 @@ pub struct WaitingView {
     pub soft_expired: bool,
     /// A ref value is not an object id: it can never be satisfied.
     pub unsatisfiable: bool,
+    /// Why its author's data would not count yet, if so: a state by a key that is only
+    /// invited, or a repository nobody is confirmed to maintain (MAINTAINERS.md).
+    pub authority: Option<String>,
 }
 
 /// One identifier in the sync queue, for the operator view.
@@ -219,11 +222,23 @@ impl Engine {
                     deadline: e.expires_at(),
                     soft_expired: e.forget_at().is_some(),
                     unsatisfiable: e.own_needs().is_none(),
+                    authority: self.authority_note(e),
                 }
             })
             .collect();
         out.sort_by_key(|w| (w.deadline, w.id));
         out
+    }
+
+    /// Why the author of waiting entry `e` has no say yet, for the operator view.
+    fn authority_note(&self, e: &crate::purgatory::Entry) -> Option<String> {
+        let d = self.idents.name(e.ident);
+        let author = e.event.pubkey;
+        match &e.what {
+            Waiting::State(_) => self.repos.invited_note(&author, d),
+            Waiting::Announcement => self.repos.no_seed_note(&author, d),
+            Waiting::Pr { .. } => None,
+        }
     }
 
     /// Every identifier in the sync queue, by name.

@@ -178,7 +178,11 @@ impl Engine {
         );
         // The newest authorized state (stored or waiting) decides: a push may not
         // align the repository with an older one.
+        let invited = || self.invited_match(repo, &after);
         let Some((_, newest)) = candidates.iter().max_by_key(|(k, _)| *k) else {
+            if let Some(why) = invited() {
+                return Err(why);
+            }
             return Err(format!(
                 "no state event (kind 30618) by a maintainer of '{}' announces these refs; publish one first",
                 repo.d
@@ -187,7 +191,25 @@ impl Engine {
         if *newest == after {
             return Ok(());
         }
-        Err(explain_mismatch(newest, &after))
+        Err(invited().unwrap_or_else(|| explain_mismatch(newest, &after)))
+    }
+
+    /// If the refs after a push are exactly those of a state by a key that is only
+    /// invited to maintain `repo`: the refusal that says so.
+    fn invited_match(&self, repo: &RepoId, after: &BTreeMap<String, Oid>) -> Option<String> {
+        let sets = self.repos.sets(&repo.owner, &repo.d);
+        let stored = sets.invited().iter().filter_map(|pk| {
+            let s = self.repos.state(pk, &repo.d)?;
+            (s.refs.branches_and_tags() == *after).then_some(*pk)
+        });
+        let waiting = self
+            .purgatory
+            .entries_of(self.idents.get(&repo.d))
+            .filter(|e| sets.is_invited(&e.event.pubkey))
+            .filter(|e| matches!(&e.what, Waiting::State(s) if s.branches_and_tags() == *after))
+            .map(|e| e.event.pubkey);
+        let pk = stored.chain(waiting).next()?;
+        Some(crate::repo_index::invited_message(&pk, &repo.d))
     }
 
     pub(crate) fn on_push_applied(

@@ -2,9 +2,12 @@
 
 use crate::event::StateRefs;
 use crate::keyed::{Keyed, KeyedMap};
+use crate::maintainer_set::{MaintainerModel, MaintainerSets};
+use crate::membership::Membership;
 use crate::repo::RepoId;
 use nostr::prelude::{EventId, PublicKey, Timestamp};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Where an announcement stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,7 +25,7 @@ pub(crate) enum AnnStatus {
 pub(crate) struct AnnInfo {
     pub(crate) id: EventId,
     pub(crate) created_at: Timestamp,
-    pub(crate) maintainers: Vec<PublicKey>,
+    pub(crate) membership: Membership,
     pub(crate) clone: Vec<String>,
     /// It lists this server: a bare repository exists for it here (unless soft-expired).
     pub(crate) hosted: bool,
@@ -45,6 +48,21 @@ impl StateInfo {
     }
 }
 
+/// What a key that is only invited to maintain `d` is told, and the operator view shows.
+pub(crate) fn invited_message(pk: &PublicKey, d: &str) -> String {
+    format!(
+        "{} is invited as a maintainer of '{d}' but has not accepted: their announcement must list a confirmed maintainer",
+        crate::repo::npub(pk)
+    )
+}
+
+/// An owner whose sets may change, as it was before the change.
+struct Affected {
+    owner: PublicKey,
+    confirmed: BTreeSet<PublicKey>,
+    counted: BTreeSet<PublicKey>,
+}
+
 /// The per-identifier repository index. Identifiers are found by a keyed hash (they come
 /// from events; a verdict looks its identifier up here several times, and in B-trees of
 /// 10k names each lookup was some fourteen string comparisons on cold nodes). Nothing
@@ -53,28 +71,30 @@ impl StateInfo {
 pub(crate) struct RepoIndex {
     anns: KeyedMap<String, BTreeMap<PublicKey, AnnInfo>>,
     states: KeyedMap<String, BTreeMap<PublicKey, StateInfo>>,
-    /// Maintainer sets per identifier and owner, recomputed when an announcement of the
-    /// identifier changes (rare) rather than on every decision (frequent).
-    sets: KeyedMap<String, BTreeMap<PublicKey, BTreeSet<PublicKey>>>,
+    /// Maintainer sets per identifier and owner, recomputed when an announcement they
+    /// depend on changes (rare) rather than on every decision (frequent). Only owners
+    /// who do not stand alone have an entry: a stranger's repository costs none.
+    sets: KeyedMap<String, BTreeMap<PublicKey, MaintainerSets>>,
+    model: MaintainerModel,
     /// Hosted announcements per owner (the repositories-per-author cap), kept as
     /// announcements come and go rather than counted over every identifier per verdict.
     hosted: BTreeMap<PublicKey, usize>,
-    /// Per identifier, every key in the maintainer set of one of its hosted
-    /// repositories; and per key, how many identifiers list it so (whose profile and
-    /// relay list a client shows beside a repository, so they are accepted here).
-    maintainers_of: KeyedMap<String, BTreeSet<PublicKey>>,
+    /// Per key, in how many hosted repositories it is a confirmed maintainer (whose
+    /// profile and relay list a client shows beside a repository, so they are accepted
+    /// here). Kept by difference as sets and hosting change.
     maintaining: BTreeMap<PublicKey, u32>,
 }
 
 impl RepoIndex {
-    /// An empty index hashing identifiers with `keys`.
-    pub(crate) fn new(keys: Keyed) -> Self {
+    /// An empty index hashing identifiers with `keys`, computing maintainer sets under
+    /// `model`.
+    pub(crate) fn new(keys: Keyed, model: MaintainerModel) -> Self {
         RepoIndex {
             anns: keys.map(),
             states: keys.map(),
             sets: keys.map(),
+            model,
             hosted: BTreeMap::new(),
-            maintainers_of: keys.map(),
             maintaining: BTreeMap::new(),
         }
     }
@@ -91,15 +111,18 @@ impl RepoIndex {
         self.anns.get(d).into_iter().flatten()
     }
 
-    pub(crate) fn put_announcement(&mut self, owner: PublicKey, d: &str, info: AnnInfo) {
+    /// Puts `owner`'s latest announcement of `d`; returns whether some confirmed set of
+    /// `d` changed (an acceptance or a departure), so waiting states may now count.
+    pub(crate) fn put_announcement(&mut self, owner: PublicKey, d: &str, info: AnnInfo) -> bool {
         let hosted = info.hosted;
+        let before = self.snapshot(&owner, d);
         let old = self
             .anns
             .entry(d.to_owned())
             .or_default()
             .insert(owner, info);
         self.count_hosted(owner, old.is_some_and(|a| a.hosted), hosted);
-        self.recompute_sets(d);
+        self.recompute_sets(d, before)
     }
 
     /// Moves `owner`'s hosted count from an announcement that was (`before`) to one that is
@@ -119,47 +142,101 @@ impl RepoIndex {
         }
     }
 
+    /// Removes `owner`'s announcement of `d`; the sets that depended on it are recomputed.
     pub(crate) fn remove_announcement(&mut self, owner: &PublicKey, d: &str) -> Option<AnnInfo> {
+        let before = self.snapshot(owner, d);
         let m = self.anns.get_mut(d)?;
         let out = m.remove(owner);
         if m.is_empty() {
             self.anns.remove(d);
         }
         self.count_hosted(*owner, out.as_ref().is_some_and(|a| a.hosted), false);
-        self.recompute_sets(d);
+        self.recompute_sets(d, before);
         out
     }
 
-    fn recompute_sets(&mut self, d: &str) {
-        let owners: Vec<PublicKey> = self.announcements(d).map(|(o, _)| *o).collect();
-        if owners.is_empty() {
-            self.sets.remove(d);
-        } else {
-            let sets = owners
-                .into_iter()
-                .map(|o| (o, self.compute_maintainers(&o, d)))
-                .collect();
-            self.sets.insert(d.to_owned(), sets);
-        }
-        self.recount_maintaining(d);
-    }
-
-    /// Brings the keys that maintain a hosted repository of `d` up to date.
-    fn recount_maintaining(&mut self, d: &str) {
-        let anns = self.anns.get(d);
-        let now: BTreeSet<PublicKey> = self
+    /// Before `author`'s announcement of `d` changes: the owners whose sets may change
+    /// with it — the author and every owner whose listings reach it (an owner standing
+    /// alone reaches only itself, so a stranger's announcement touches one set, not
+    /// every owner's) — with their confirmed sets and maintainer-count contributions.
+    fn snapshot(&self, author: &PublicKey, d: &str) -> Vec<Affected> {
+        let mut owners: Vec<PublicKey> = self
             .sets
             .get(d)
             .into_iter()
             .flatten()
-            .filter(|(owner, _)| {
-                anns.and_then(|m| m.get(*owner))
-                    .is_some_and(|a| a.hosted && a.status != AnnStatus::SoftExpired)
-            })
-            .flat_map(|(_, set)| set.iter().copied())
+            .filter(|(o, s)| *o != author && s.reaches(author))
+            .map(|(o, _)| *o)
             .collect();
-        let before = self.maintainers_of.remove(d).unwrap_or_default();
-        for pk in before.difference(&now) {
+        owners.push(*author);
+        owners
+            .into_iter()
+            .map(|owner| Affected {
+                owner,
+                confirmed: self.sets(&owner, d).confirmed().clone(),
+                counted: self.contribution(&owner, d),
+            })
+            .collect()
+    }
+
+    /// Recomputes the sets of the `affected` owners of `d` (the announcements have
+    /// changed already) and brings the maintainer counts up to date; returns whether a
+    /// confirmed set changed.
+    fn recompute_sets(&mut self, d: &str, affected: Vec<Affected>) -> bool {
+        let memberships: BTreeMap<PublicKey, &Membership> = self
+            .announcements(d)
+            .map(|(o, a)| (*o, &a.membership))
+            .collect();
+        let computed: Vec<(PublicKey, Option<MaintainerSets>)> = affected
+            .iter()
+            .map(|a| {
+                let o = &a.owner;
+                let sets = memberships
+                    .contains_key(o)
+                    .then(|| MaintainerSets::compute(*o, &memberships, self.model))
+                    .filter(|s| !s.is_alone(o));
+                (*o, sets)
+            })
+            .collect();
+        for (o, sets) in computed {
+            match sets {
+                Some(sets) => {
+                    self.sets.entry(d.to_owned()).or_default().insert(o, sets);
+                }
+                None => {
+                    if let Some(m) = self.sets.get_mut(d) {
+                        m.remove(&o);
+                        if m.is_empty() {
+                            self.sets.remove(d);
+                        }
+                    }
+                }
+            }
+        }
+        let mut changed = false;
+        for a in affected {
+            changed |= *self.sets(&a.owner, d).confirmed() != a.confirmed;
+            let now = self.contribution(&a.owner, d);
+            self.count_maintaining(&a.counted, &now);
+        }
+        changed
+    }
+
+    /// What `owner`'s repository of `d` adds to the maintainer counts: its confirmed
+    /// maintainers while it is hosted and not soft-expired.
+    fn contribution(&self, owner: &PublicKey, d: &str) -> BTreeSet<PublicKey> {
+        let live = self
+            .announcement(owner, d)
+            .is_some_and(|a| a.hosted && a.status != AnnStatus::SoftExpired);
+        if live {
+            self.sets(owner, d).confirmed().clone()
+        } else {
+            BTreeSet::new()
+        }
+    }
+
+    fn count_maintaining(&mut self, before: &BTreeSet<PublicKey>, after: &BTreeSet<PublicKey>) {
+        for pk in before.difference(after) {
             if let Some(n) = self.maintaining.get_mut(pk) {
                 *n -= 1;
                 if *n == 0 {
@@ -167,19 +244,18 @@ impl RepoIndex {
                 }
             }
         }
-        for pk in now.difference(&before) {
+        for pk in after.difference(before) {
             *self.maintaining.entry(*pk).or_default() += 1;
-        }
-        if !now.is_empty() {
-            self.maintainers_of.insert(d.to_owned(), now);
         }
     }
 
     /// Sets the status of `owner`'s announcement of `d` (a soft-expired one hosts nothing).
     pub(crate) fn set_status(&mut self, owner: &PublicKey, d: &str, status: AnnStatus) {
+        let before = self.contribution(owner, d);
         if let Some(a) = self.announcement_mut(owner, d) {
             a.status = status;
-            self.recount_maintaining(d);
+            let after = self.contribution(owner, d);
+            self.count_maintaining(&before, &after);
         }
     }
 
@@ -188,10 +264,19 @@ impl RepoIndex {
         self.maintaining.contains_key(pk)
     }
 
-    /// Whether `pk` is in the maintainer set of `(owner, d)`.
+    /// The maintainer sets of `(owner, d)`.
+    pub(crate) fn sets(&self, owner: &PublicKey, d: &str) -> Cow<'_, MaintainerSets> {
+        match self.sets.get(d).and_then(|m| m.get(owner)) {
+            Some(sets) => Cow::Borrowed(sets),
+            None => Cow::Owned(MaintainerSets::alone(*owner)),
+        }
+    }
+
+    /// Whether `pk` is a confirmed maintainer of `(owner, d)`: authority for pushes,
+    /// alignment and release.
     pub(crate) fn is_maintainer(&self, owner: &PublicKey, d: &str, pk: &PublicKey) -> bool {
         match self.sets.get(d).and_then(|m| m.get(owner)) {
-            Some(set) => set.contains(pk),
+            Some(sets) => sets.is_confirmed(pk),
             None => owner == pk,
         }
     }
@@ -201,36 +286,56 @@ impl RepoIndex {
         self.hosted.get(owner).copied().unwrap_or(0)
     }
 
-    /// The recursive maintainer set of `(owner, d)`: the owner, the maintainers of the
-    /// owner's announcement, and recursively those of each maintainer's own announcement
-    /// with the same `d` (served or in purgatory). Cycle-safe.
+    /// The confirmed maintainers of `(owner, d)`.
     pub(crate) fn maintainers(&self, owner: &PublicKey, d: &str) -> BTreeSet<PublicKey> {
         match self.sets.get(d).and_then(|m| m.get(owner)) {
-            Some(set) => set.clone(),
+            Some(sets) => sets.confirmed().clone(),
             None => BTreeSet::from([*owner]),
         }
     }
 
-    fn compute_maintainers(&self, owner: &PublicKey, d: &str) -> BTreeSet<PublicKey> {
-        let mut set = BTreeSet::from([*owner]);
-        let mut queue = VecDeque::from([*owner]);
-        let anns = self.anns.get(d);
-        while let Some(pk) = queue.pop_front() {
-            let Some(a) = anns.and_then(|m| m.get(&pk)) else {
-                continue;
-            };
-            for m in &a.maintainers {
-                if set.insert(*m) {
-                    queue.push_back(*m);
-                }
-            }
-        }
-        set
+    /// Whether `author` is a candidate maintainer of some announcement of `d` (its states
+    /// are accepted; they count once it is confirmed).
+    pub(crate) fn is_any_candidate(&self, author: &PublicKey, d: &str) -> bool {
+        self.announcements(d).any(
+            |(owner, _)| match self.sets.get(d).and_then(|m| m.get(owner)) {
+                Some(sets) => sets.is_candidate(author),
+                None => owner == author,
+            },
+        )
     }
 
-    /// Whether `author` is in the maintainer set of any announcement with this `d`.
-    pub(crate) fn is_any_maintainer(&self, author: &PublicKey, d: &str) -> bool {
+    /// Whether another owner's listings reach `author` (declines not removed): its
+    /// announcement of `d` is stored although it does not list this server, since it may
+    /// be exactly the acceptance or departure that changes a confirmed set.
+    pub(crate) fn reached_by_other(&self, author: &PublicKey, d: &str) -> bool {
+        self.sets
+            .get(d)
+            .into_iter()
+            .flatten()
+            .any(|(o, s)| o != author && s.reaches(author))
+    }
+
+    /// If `pk` is only invited to maintain a repository of `d` (and confirmed for none):
+    /// what to tell it and the operator.
+    pub(crate) fn invited_note(&self, pk: &PublicKey, d: &str) -> Option<String> {
+        let sets = self.sets.get(d)?;
+        let confirmed = sets.values().any(|s| s.is_confirmed(pk));
+        let invited = sets.values().any(|s| s.is_invited(pk));
+        (invited && !confirmed).then(|| invited_message(pk, d))
+    }
+
+    /// If nobody is confirmed to maintain `(owner, d)`, why (nobody may push to it).
+    pub(crate) fn no_seed_note(&self, owner: &PublicKey, d: &str) -> Option<String> {
+        let why = self.sets.get(d)?.get(owner)?.no_seed()?.describe();
+        Some(format!("nobody may push to '{d}' yet: {why}"))
+    }
+
+    /// Whether `author` is a confirmed maintainer of some hosted repository of `d`: only
+    /// then does its (non-hosting) announcement contribute clone URLs.
+    pub(crate) fn confirmed_for_hosted(&self, author: &PublicKey, d: &str) -> bool {
         self.announcements(d)
+            .filter(|(_, a)| a.hosted)
             .any(|(owner, _)| self.is_maintainer(owner, d, author))
     }
 
@@ -352,11 +457,11 @@ mod tests {
             .public_key()
     }
 
-    fn ann(maintainers: Vec<PublicKey>) -> AnnInfo {
+    fn ann(author: PublicKey, maintainers: Vec<PublicKey>) -> AnnInfo {
         AnnInfo {
             id: EventId::from_slice(&[1; 32]).unwrap(),
             created_at: Timestamp::from_secs(1),
-            maintainers,
+            membership: Membership::legacy(author, &maintainers),
             clone: vec![],
             hosted: true,
             status: AnnStatus::Served,
@@ -365,22 +470,36 @@ mod tests {
 
     #[test]
     fn recursive_cycle_safe_maintainers() {
-        let mut idx = RepoIndex::new(Keyed::new(1));
-        idx.put_announcement(pk(0), "x", ann(vec![pk(1)]));
-        idx.put_announcement(pk(1), "x", ann(vec![pk(2)]));
-        idx.put_announcement(pk(2), "x", ann(vec![pk(1), pk(0)]));
-        let set = idx.maintainers(&pk(0), "x");
-        assert_eq!(set, BTreeSet::from([pk(0), pk(1), pk(2)]));
+        let put = |model| {
+            let mut idx = RepoIndex::new(Keyed::new(1), model);
+            idx.put_announcement(pk(0), "x", ann(pk(0), vec![pk(1)]));
+            idx.put_announcement(pk(1), "x", ann(pk(1), vec![pk(2)]));
+            idx.put_announcement(pk(2), "x", ann(pk(2), vec![pk(1), pk(0)]));
+            idx
+        };
+        let flat = put(MaintainerModel::Listed);
+        assert_eq!(
+            flat.maintainers(&pk(0), "x"),
+            BTreeSet::from([pk(0), pk(1), pk(2)])
+        );
         // another d is unrelated
-        assert_eq!(idx.maintainers(&pk(0), "y"), BTreeSet::from([pk(0)]));
+        assert_eq!(flat.maintainers(&pk(0), "y"), BTreeSet::from([pk(0)]));
+        // 1 never lists 0 back (nor does 2, whom only 1 lists): only the owner counts.
+        let reciprocal = put(MaintainerModel::Reciprocal);
+        assert_eq!(reciprocal.maintainers(&pk(0), "x"), BTreeSet::from([pk(0)]));
+        assert_eq!(
+            reciprocal.maintainers(&pk(2), "x"),
+            BTreeSet::from([pk(0), pk(1), pk(2)]),
+            "2 lists 1, who lists 2 back; 0 lists 1 too"
+        );
     }
 
     #[test]
     fn hosted_counts_follow_announcements() {
-        let mut idx = RepoIndex::new(Keyed::new(1));
-        idx.put_announcement(pk(0), "x", ann(vec![]));
-        idx.put_announcement(pk(0), "y", ann(vec![]));
-        idx.put_announcement(pk(0), "x", ann(vec![]));
+        let mut idx = RepoIndex::new(Keyed::new(1), MaintainerModel::Reciprocal);
+        idx.put_announcement(pk(0), "x", ann(pk(0), vec![]));
+        idx.put_announcement(pk(0), "y", ann(pk(0), vec![]));
+        idx.put_announcement(pk(0), "x", ann(pk(0), vec![]));
         assert_eq!(
             idx.hosted_count(&pk(0)),
             2,
@@ -388,7 +507,7 @@ mod tests {
         );
         let elsewhere = AnnInfo {
             hosted: false,
-            ..ann(vec![])
+            ..ann(pk(0), vec![])
         };
         idx.put_announcement(pk(0), "y", elsewhere);
         assert_eq!(idx.hosted_count(&pk(0)), 1, "it no longer lists us");

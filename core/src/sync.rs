@@ -138,9 +138,13 @@ impl Engine {
     fn clone_urls(&self, d: Ident) -> Vec<(String, Result<String, String>)> {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
+        let name = self.idents.name(d);
+        // A maintainer's own (non-hosting) announcement names clone servers only once
+        // its author is confirmed for a repository hosted here.
         let from_anns = self
             .repos
-            .announcements(self.idents.name(d))
+            .announcements(name)
+            .filter(|(author, a)| a.hosted || self.repos.confirmed_for_hosted(author, name))
             .flat_map(|(_, a)| a.clone.iter().cloned());
         let from_prs: Vec<String> = self
             .purgatory

@@ -241,7 +241,7 @@ impl Engine {
         let info = |hosted: bool, status: AnnStatus| AnnInfo {
             id,
             created_at: e.created_at,
-            maintainers: a.maintainers.clone(),
+            membership: a.membership.clone(),
             clone: a.clone.clone(),
             hosted,
             status,
@@ -254,12 +254,13 @@ impl Engine {
                             repo: RepoId::new(owner, &d),
                         });
                     }
-                    self.repos
-                        .put_announcement(owner, &d, info(true, AnnStatus::Served));
+                    let changed =
+                        self.repos
+                            .put_announcement(owner, &d, info(true, AnnStatus::Served));
                     self.related.accept(&e);
                     self.store(e, ServePath::Direct);
                     self.reply(token, id, true, "");
-                    self.check_governed_repos(&d);
+                    self.after_announcement(&d, changed);
                 }
                 Some((status, _)) => {
                     // A replacement of a waiting announcement: it takes the old one's place
@@ -276,11 +277,12 @@ impl Engine {
                             repo: RepoId::new(owner, &d),
                         });
                     }
-                    self.repos
-                        .put_announcement(owner, &d, info(true, AnnStatus::Purgatory));
+                    let changed =
+                        self.repos
+                            .put_announcement(owner, &d, info(true, AnnStatus::Purgatory));
                     self.enter_purgatory(e, &d, Waiting::Announcement, origin, None);
                     self.reply(token, id, true, PURGATORY_MESSAGE);
-                    self.check_governed_repos(&d);
+                    self.after_announcement(&d, changed);
                 }
                 None => {
                     let cap = self.config.limits.repos_per_author;
@@ -299,20 +301,20 @@ impl Engine {
                     self.emit(Effect::CreateRepo {
                         repo: RepoId::new(owner, &d),
                     });
-                    self.repos
-                        .put_announcement(owner, &d, info(true, AnnStatus::Purgatory));
+                    let changed =
+                        self.repos
+                            .put_announcement(owner, &d, info(true, AnnStatus::Purgatory));
                     self.enter_purgatory(e, &d, Waiting::Announcement, origin, None);
                     self.reply(token, id, true, PURGATORY_MESSAGE);
-                    self.check_governed_repos(&d);
+                    self.after_announcement(&d, changed);
                 }
             }
             return;
         }
-        // It does not list us: accepted only from a maintainer of another owner's repo.
-        let maintainer_elsewhere = self
-            .repos
-            .announcements(&d)
-            .any(|(o, _)| *o != owner && self.repos.is_maintainer(o, &d, &owner));
+        // It does not list us: accepted only from a key another owner's listings reach
+        // (a candidate before declines are removed: an acceptance or a departure is exactly
+        // the announcement that changes a confirmed set).
+        let maintainer_elsewhere = self.repos.reached_by_other(&owner, &d);
         let was_waiting = existing
             .as_ref()
             .is_some_and(|x| x.status != AnnStatus::Served);
@@ -320,11 +322,14 @@ impl Engine {
             self.withdraw(&owner, &d);
         }
         if maintainer_elsewhere {
-            self.repos
+            let changed = self
+                .repos
                 .put_announcement(owner, &d, info(false, AnnStatus::Served));
             self.related.accept(&e);
             self.store(e, ServePath::Direct);
-            return self.reply(token, id, true, "");
+            self.reply(token, id, true, "");
+            self.after_announcement(&d, changed);
+            return;
         }
         let missing = match (clone_ok, relay_ok) {
             (false, false) => format!(
@@ -369,7 +374,7 @@ impl Engine {
         let Some(d) = event::identifier(&e).map(str::to_owned) else {
             return self.reply(token, id, false, "invalid: repository state has no d tag");
         };
-        if !self.repos.is_any_maintainer(&author, &d) {
+        if !self.repos.is_any_candidate(&author, &d) {
             let why = if self.repos.announcements(&d).next().is_none() {
                 format!("blocked: no announcement of repository '{d}' is hosted here")
             } else {

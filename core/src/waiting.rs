@@ -112,6 +112,18 @@ impl Engine {
         }
     }
 
+    /// After an announcement of `d` was stored or put in purgatory: check what governs
+    /// its repositories; and if a confirmed set `changed` (an acceptance, a departure),
+    /// states that waited for authority may count now, with their data here already.
+    pub(crate) fn after_announcement(&mut self, d: &str, changed: bool) {
+        self.check_governed_repos(d);
+        if changed {
+            if let Some(ident) = self.idents.get(d) {
+                self.release_ready(ident, crate::effect::ServePath::Arrival);
+            }
+        }
+    }
+
     /// Removes a purgatory entry that was superseded, withdrawn or deleted.
     pub(crate) fn drop_entry(&mut self, id: &nostr::prelude::EventId) {
         if let Some(entry) = self.take_entry(id) {

@@ -46,7 +46,7 @@ fn an_input_at_the_deadline_finds_the_entry_expired() {
 /// and so nothing was aligned (or copied) for it.
 #[test]
 fn a_superseded_state_is_served_whole_in_one_repository() {
-    let mut h = Harness::new();
+    let mut h = Harness::listed();
     let (a, b, c) = (key(1), key(2), key(3));
     // A's repository lists B as maintainer; C has an unrelated repository of the same `d`.
     h.send(&announcement(&a, "r", 10, &[], &[&b]));

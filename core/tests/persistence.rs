@@ -18,6 +18,12 @@ fn restart_keeps_purgatory() {
     let (owner, m) = (key(1), key(2));
     let ann = announcement(&owner, "r", 10, &[], &[&m]);
     h.send(&ann);
+    // m accepts: its own announcement lists the owner back.
+    assert_ok(
+        h.send(&elsewhere(&m, "r", 10, &[maintainers_tag(&[&owner])])),
+        true,
+        "",
+    );
     let states = [
         state(&owner, "r", 11, &[("refs/heads/main", oid(1))], None),
         state(&m, "r", 12, &[("refs/heads/main", oid(1))], None),

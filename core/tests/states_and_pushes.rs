@@ -132,7 +132,7 @@ fn push_must_fully_align() {
 
 #[test]
 fn maintainer_push_accepted() {
-    let mut h = Harness::new();
+    let mut h = Harness::listed();
     let (owner, m, x) = (key(1), key(2), key(3));
     setup(&mut h, &owner, &[&m]);
     let r = repo(&owner, "r");
@@ -156,7 +156,7 @@ fn maintainer_push_accepted() {
 
 #[test]
 fn recursive_maintainers() {
-    let mut h = Harness::new();
+    let mut h = Harness::listed();
     let (owner, m1, m2) = (key(1), key(2), key(3));
     setup(&mut h, &owner, &[&m1]);
     // M1's own announcement (not listing us) lists M2, and M2's lists M1: a cycle.
@@ -191,7 +191,7 @@ fn recursive_maintainers() {
 
 #[test]
 fn newest_state_wins() {
-    let mut h = Harness::new();
+    let mut h = Harness::listed();
     let (owner, m) = (key(1), key(2));
     setup(&mut h, &owner, &[&m]);
     let r = repo(&owner, "r");
@@ -302,7 +302,7 @@ fn head_tag_both_forms() {
 
 #[test]
 fn state_applied_without_push() {
-    let mut h = Harness::new();
+    let mut h = Harness::listed();
     let (owner, m) = (key(1), key(2));
     setup(&mut h, &owner, &[&m]);
     let r = repo(&owner, "r");
@@ -361,7 +361,7 @@ fn release_before_push_response() {
 
 #[test]
 fn maintainer_without_announcement() {
-    let mut h = Harness::new();
+    let mut h = Harness::listed();
     let (owner, m) = (key(1), key(2));
     setup(&mut h, &owner, &[&m]);
     let st = state(&m, "r", 11, &[("refs/heads/main", oid(1))], None);

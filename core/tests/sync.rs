@@ -164,7 +164,7 @@ fn partial_oid_aggregation() {
 
 #[test]
 fn release_per_fetch() {
-    let mut h = Harness::new();
+    let mut h = Harness::listed();
     let (owner, m) = (key(1), key(2));
     announced(&mut h, &owner, "r", &[A, B], &[&m]);
     let s1 = main_state(&owner, "r", 11, oid(1));

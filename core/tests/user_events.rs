@@ -46,6 +46,11 @@ fn profiles_and_relay_lists_of_maintainers_are_accepted() {
     let mut h = Harness::new();
     let (owner, m, stranger) = (key(1), key(2), key(3));
     served(&mut h, &owner, &[&m]);
+    // Only invited: m has not listed the owner back.
+    let early = sign(&m, Kind::Metadata, 15, vec![]);
+    assert_ok(h.send(&early), false, "blocked:");
+    let accepts = elsewhere(&m, "r", 11, &[maintainers_tag(&[&owner])]);
+    assert_ok(h.send(&accepts), true, "");
     for k in [&owner, &m] {
         for kind in [Kind::Metadata, Kind::RelayList] {
             let e = sign(k, kind, 20, vec![]);

@@ -68,6 +68,7 @@ pub fn view_json(v: &View) -> serde_json::Value {
             "deadline_ms": ms(w.deadline),
             "soft_expired": w.soft_expired,
             "unsatisfiable": w.unsatisfiable,
+            "authority": w.authority,
         })).collect::<Vec<_>>(),
         "sync": v.sync.iter().map(|s| json!({
             "identifier": s.d,
@@ -113,17 +114,18 @@ async fn page(State(engine): State<EngineHandle>, req: Request) -> Response {
         v.waiting.len(),
         v.sync.len()
     );
-    h.push_str("<table border=1><tr><th>event</th><th>kind</th><th>identifier</th><th>missing objects</th><th>deadline (ms)</th></tr>");
+    h.push_str("<table border=1><tr><th>event</th><th>kind</th><th>identifier</th><th>missing objects</th><th>deadline (ms)</th><th>authority</th></tr>");
     for w in &v.waiting {
         let missing: Vec<String> = w.missing.iter().map(ToString::to_string).collect();
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             w.id.to_hex(),
             w.kind,
             esc(&w.d),
             missing.join(" "),
-            w.deadline.as_millis()
+            w.deadline.as_millis(),
+            esc(w.authority.as_deref().unwrap_or(""))
         );
     }
     h.push_str("</table><h2>Sync queue</h2><table border=1><tr><th>identifier</th><th>attempts</th><th>next attempt (ms)</th><th>URLs tried</th></tr>");

@@ -66,6 +66,9 @@ pub fn render(v: &Value, now_ms: u64) -> String {
                 missing.join(",")
             },
         ));
+        if let Some(why) = w["authority"].as_str() {
+            out.push_str(&format!("      {why}\n"));
+        }
     }
     for s in sync {
         out.push_str(&format!(

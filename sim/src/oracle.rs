@@ -109,9 +109,19 @@ pub struct Ann {
 #[derive(Clone, Debug, Default)]
 pub struct Authority {
     anns: BTreeMap<String, BTreeMap<PublicKey, Ann>>,
+    /// The reciprocal maintainer model (MAINTAINERS.md) rather than the flat rule.
+    reciprocal: bool,
 }
 
 impl Authority {
+    /// An empty model of authority under the engine's maintainer `model`.
+    pub fn new(model: grasp_core::MaintainerModel) -> Self {
+        Authority {
+            anns: BTreeMap::new(),
+            reciprocal: model == grasp_core::MaintainerModel::Reciprocal,
+        }
+    }
+
     /// Records an accepted announcement; returns whether the maintainer set of `d` changed.
     pub fn accept(
         &mut self,
@@ -139,8 +149,37 @@ impl Authority {
         changed
     }
 
-    /// The recursive maintainer set of `(owner, d)`.
+    /// The keys whose states govern `(owner, d)`: under the reciprocal model (the
+    /// workload writes only legacy `maintainers` tags, so the owner seeds), a listed key
+    /// joins once its own announcement lists a member back; under the flat rule,
+    /// everyone reachable through listings.
     pub fn closure(&self, owner: &PublicKey, d: &str) -> BTreeSet<PublicKey> {
+        if !self.reciprocal {
+            return self.reachable(owner, d);
+        }
+        let anns = self.anns.get(d);
+        let lists = |a: &PublicKey, b: &PublicKey| {
+            anns.and_then(|m| m.get(a))
+                .is_some_and(|x| x.maintainers.contains(b))
+        };
+        let mut set = BTreeSet::from([*owner]);
+        loop {
+            let joining: Vec<PublicKey> = anns
+                .into_iter()
+                .flat_map(|m| m.keys())
+                .filter(|x| !set.contains(*x))
+                .filter(|x| set.iter().any(|k| lists(k, x)) && set.iter().any(|k| lists(x, k)))
+                .copied()
+                .collect();
+            if joining.is_empty() {
+                return set;
+            }
+            set.extend(joining);
+        }
+    }
+
+    /// Everyone reachable from `owner` through `maintainers` listings.
+    fn reachable(&self, owner: &PublicKey, d: &str) -> BTreeSet<PublicKey> {
         let mut set = BTreeSet::from([*owner]);
         let mut queue = VecDeque::from([*owner]);
         let anns = self.anns.get(d);

@@ -109,6 +109,11 @@ pub fn generate<R: Rng + ?Sized>(shape: Shape, rng: &mut R) -> Plan {
     let mut config = Config::new(our_url().parse().expect("a valid URL"));
     // The engine's hash keys come from the seed too, so a run replays exactly.
     config.hash_seed = rng.r#gen();
+    // One run in four under the flat maintainer rule, chosen from a value already drawn
+    // so that every seed's workload stays what it was.
+    if config.hash_seed % 4 == 0 {
+        config.maintainer_model = grasp_core::MaintainerModel::Listed;
+    }
     if k.small_limits {
         config.limits.purgatory_total = 40;
         config.limits.purgatory_per_author = 12;
@@ -194,6 +199,24 @@ impl Gen<'_> {
         self.next_user - 1
     }
 
+    /// Maintainer `m`, listed by `owner`, accepts (its own announcement of `d`, listing no
+    /// clone server of ours, names the owner back) in four identifiers of five, some
+    /// seconds to minutes after the owner's announcement; in the fifth it stays invited.
+    /// Decided from a hash of who and what rather than drawn from the run's generator, so
+    /// the rest of every seed's workload is what it was before acceptances existed.
+    fn acceptance(&mut self, m: usize, owner: usize, d: &str, relay: &str, t0: Time) {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in d.bytes().chain(m.to_le_bytes()).chain(owner.to_le_bytes()) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        if h % 5 == 0 || m == owner {
+            return;
+        }
+        let at = t0.plus(Duration::from_millis(1_000 + (h >> 8) % 900_000));
+        let ev = events::announcement(m, d, &[], relay, &[owner], secs(at));
+        self.publish(at, ev, Origin::Client);
+    }
+
     fn publish(&mut self, at: Time, event: Event, origin: Origin) {
         self.actions.push((at, Action::Publish { event, origin }));
     }
@@ -262,6 +285,9 @@ impl Gen<'_> {
                 let ev2 = events::announcement(*o, d, &clone, &relay, &m2, secs(later) + 1);
                 self.publish(later, ev2, Origin::Client);
             }
+        }
+        if let Some(m) = maint {
+            self.acceptance(m, owner, d, &relay, t0);
         }
         let authors: Vec<usize> = std::iter::once(owner).chain(maint).collect();
         let mut t = t0.plus(Duration::from_secs(1));

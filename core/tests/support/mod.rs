@@ -59,6 +59,24 @@ pub fn announcement(
 }
 
 /// A state by `author` for `d` with the given refs and HEAD.
+/// An announcement by `author` of `d` that does not list this server (a maintainer's
+/// own), carrying `tags` (membership tags: `maintainers`, `M`, `m`, `o`).
+pub fn elsewhere(author: &Keys, d: &str, at: u64, tags: &[Vec<String>]) -> Event {
+    let mut all = vec![
+        s(&["d", d]),
+        s(&["clone", &format!("https://elsewhere.example/{d}.git")]),
+    ];
+    all.extend(tags.iter().cloned());
+    sign(author, Kind::GitRepoAnnouncement, at, all)
+}
+
+/// A `maintainers` tag listing `keys`.
+pub fn maintainers_tag(keys: &[&Keys]) -> Vec<String> {
+    let mut t = vec!["maintainers".to_owned()];
+    t.extend(keys.iter().map(|k| k.public_key().to_hex()));
+    t
+}
+
 pub fn state(author: &Keys, d: &str, at: u64, refs: &[(&str, Oid)], head: Option<&str>) -> Event {
     let mut tags = vec![s(&["d", d])];
     for (name, o) in refs {
@@ -147,6 +165,14 @@ pub struct Harness {
 impl Harness {
     pub fn new() -> Self {
         Self::with_config(Config::new(OUR.parse().unwrap()))
+    }
+
+    /// An engine under the flat maintainer rule (`--maintainer-model listed`): a listed
+    /// key is a maintainer without listing anyone back.
+    pub fn listed() -> Self {
+        let mut config = Config::new(OUR.parse().unwrap());
+        config.maintainer_model = grasp_core::MaintainerModel::Listed;
+        Self::with_config(config)
     }
 
     pub fn with_config(config: Config) -> Self {

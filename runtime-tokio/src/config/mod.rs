@@ -17,7 +17,9 @@ use clap::Parser;
 use nostr::prelude::{PublicKey, Url};
 
 pub use logging::{init_logging, log_colours, parse_log_filter};
-pub use parse::{format_size, parse_duration, parse_pubkey, parse_size, parse_usize_size};
+pub use parse::{
+    format_size, parse_duration, parse_maintainer_model, parse_pubkey, parse_size, parse_usize_size,
+};
 
 /// The daemon's configuration, parsed from flags and `GRASPD_*` environment variables.
 #[derive(Debug, Clone, Parser)]
@@ -235,6 +237,13 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub deny_identifiers: Vec<String>,
+
+    /// Who counts as a maintainer (docs/engine.md, "The maintainer model"): `reciprocal`
+    /// (a listed key counts once its own announcement lists a confirmed maintainer back;
+    /// role tags M/m/o; what ngit 3.x writes) or `listed` (the flat rule of older servers:
+    /// everyone reachable through listings, invitations included).
+    #[arg(long, env = "GRASPD_MAINTAINER_MODEL", default_value = "reciprocal", value_parser = parse_maintainer_model)]
+    pub maintainer_model: grasp_core::MaintainerModel,
 
     /// Most repositories one author may have hosted here.
     #[arg(long, env = "GRASPD_MAX_REPOS_PER_AUTHOR", default_value_t = 100)]

@@ -138,3 +138,14 @@ mod tests {
         assert!(err.contains("got 63 characters"), "{err}");
     }
 }
+
+/// Parses `--maintainer-model`: `reciprocal` or `listed`.
+pub fn parse_maintainer_model(input: &str) -> Result<grasp_core::MaintainerModel, String> {
+    match input {
+        "reciprocal" => Ok(grasp_core::MaintainerModel::Reciprocal),
+        "listed" => Ok(grasp_core::MaintainerModel::Listed),
+        other => Err(format!(
+            "unknown maintainer model '{other}': use 'reciprocal' (the default) or 'listed'"
+        )),
+    }
+}

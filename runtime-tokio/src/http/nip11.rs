@@ -89,11 +89,23 @@ fn acceptance_criteria(config: &Config) -> String {
          Announcements by maintainers of a repository hosted here are accepted without that. \
          Repository states (kind 30618) are accepted from the repository's maintainers; a push \
          is accepted when it makes the repository's branches and tags match such a state. \
+         {model} \
          Pull requests and other events are accepted when they reference a hosted repository \
          or an accepted event. Events whose git data has not arrived are held (not served) for \
          up to {expiry} and then dropped. At most {repos} repositories and {waiting} waiting \
          events per author.",
         relay = config.relay_url(),
+        model = match config.maintainer_model {
+            grasp_core::MaintainerModel::Reciprocal => {
+                "Maintainers follow the reciprocal model: a listed key counts once its own \
+                 announcement lists a confirmed maintainer back (role tags M/m/o honoured; \
+                 invitations confer nothing until accepted)."
+            }
+            grasp_core::MaintainerModel::Listed => {
+                "Maintainers follow the listed model: every key reachable through \
+                 `maintainers` listings counts."
+            }
+        },
         expiry = humantime::format_duration(config.purgatory_expiry),
         repos = config.max_repos_per_author,
         waiting = config.max_purgatory_per_author,

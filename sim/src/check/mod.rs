@@ -129,7 +129,7 @@ impl Checker {
             advertised: BTreeMap::new(),
             fed: BTreeMap::new(),
             tokens: BTreeMap::new(),
-            authority: Authority::default(),
+            authority: Authority::new(config.maintainer_model),
             waiting: BTreeMap::new(),
             deleted: BTreeSet::new(),
             newest_state: BTreeMap::new(),
