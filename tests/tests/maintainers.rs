@@ -43,7 +43,8 @@ async fn fork_rules_the_owners_repository(world: World) -> bool {
     let c1 = work.commit("the owner's work").await;
     let ours = events::main_state(&owner, "proj", &c1, events::at(-50));
     world.publish_purgatory(&ours, "the owner's state").await;
-    work.push(&world.repo_url(&o, "proj"), &["main"])
+    // Forced: under the flat rule the fork's refs were copied in on announcement.
+    work.push(&world.repo_url(&o, "proj"), &["+main"])
         .await
         .expect_ok("the owner's push");
     world

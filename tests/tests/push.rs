@@ -6,7 +6,15 @@ use grasp_tests::events::{self, Announcement, state_coordinate};
 use grasp_tests::fixture::{PROMPTLY, World};
 use grasp_tests::git::Work;
 use grasp_tests::nostr_sdk::prelude::{Client, Filter, Keys, Kind, RelayPoolNotification};
+use grasp_tests::server::Options;
 use grasp_tests::within;
+
+/// A server under the flat maintainer rule (`--maintainer-model listed`): the SCENARIOS.md
+/// maintainer scenarios assume a listed key counts without listing anyone back
+/// (tests/tests/maintainers.rs has the reciprocal default).
+async fn listed_world() -> World {
+    World::start_with(Options::default().flag("--maintainer-model", "listed")).await
+}
 
 #[tokio::test]
 async fn state_first_then_push() {
@@ -168,7 +176,7 @@ async fn push_must_fully_align() {
 
 #[tokio::test]
 async fn maintainer_push_accepted() {
-    let world = World::start().await;
+    let world = listed_world().await;
     let owner = Keys::generate();
     let maintainer = Keys::generate();
     let stranger = Keys::generate();
@@ -207,7 +215,7 @@ async fn maintainer_push_accepted() {
 
 #[tokio::test]
 async fn recursive_maintainers() {
-    let world = World::start().await;
+    let world = listed_world().await;
     let owner = Keys::generate();
     let m1 = Keys::generate();
     let m2 = Keys::generate();
@@ -249,7 +257,7 @@ async fn recursive_maintainers() {
 
 #[tokio::test]
 async fn newest_state_wins() {
-    let world = World::start().await;
+    let world = listed_world().await;
     let owner = Keys::generate();
     let maintainer = Keys::generate();
     let pk = owner.public_key();
@@ -360,7 +368,7 @@ async fn head_tag_both_forms() {
 
 #[tokio::test]
 async fn state_applied_without_push() {
-    let world = World::start().await;
+    let world = listed_world().await;
     let owner = Keys::generate();
     let maintainer = Keys::generate();
     let pk = owner.public_key();
@@ -436,7 +444,7 @@ async fn release_before_push_response() {
 
 #[tokio::test]
 async fn maintainer_without_announcement() {
-    let world = World::start().await;
+    let world = listed_world().await;
     let owner = Keys::generate();
     let maintainer = Keys::generate();
     let pk = owner.public_key();
