@@ -140,7 +140,7 @@ impl MaintainerSets {
         };
         let invited = confirmed
             .iter()
-            .filter_map(|m| listed(m))
+            .filter_map(listed)
             .flatten()
             .filter(|x| !confirmed.contains(*x) && !declines(x))
             .copied()

@@ -111,7 +111,7 @@ pub fn generate<R: Rng + ?Sized>(shape: Shape, rng: &mut R) -> Plan {
     config.hash_seed = rng.r#gen();
     // One run in four under the flat maintainer rule, chosen from a value already drawn
     // so that every seed's workload stays what it was.
-    if config.hash_seed % 4 == 0 {
+    if config.hash_seed.is_multiple_of(4) {
         config.maintainer_model = grasp_core::MaintainerModel::Listed;
     }
     if k.small_limits {
@@ -209,7 +209,7 @@ impl Gen<'_> {
         for b in d.bytes().chain(m.to_le_bytes()).chain(owner.to_le_bytes()) {
             h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
-        if h % 5 == 0 || m == owner {
+        if h.is_multiple_of(5) || m == owner {
             return;
         }
         let at = t0.plus(Duration::from_millis(1_000 + (h >> 8) % 900_000));

@@ -84,6 +84,17 @@ pub fn format_size(bytes: u64) -> String {
     format!("{bytes} bytes")
 }
 
+/// Parses `--maintainer-model`: `reciprocal` or `listed`.
+pub fn parse_maintainer_model(input: &str) -> Result<grasp_core::MaintainerModel, String> {
+    match input {
+        "reciprocal" => Ok(grasp_core::MaintainerModel::Reciprocal),
+        "listed" => Ok(grasp_core::MaintainerModel::Listed),
+        other => Err(format!(
+            "unknown maintainer model '{other}': use 'reciprocal' (the default) or 'listed'"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,16 +147,5 @@ mod tests {
         let full = "3bf0c63fcb93463407af97a5e5ee64fa883d107ef9e558472c4eb9aaaefa459d";
         let err = parse_pubkey(&full[..63]).expect_err("short");
         assert!(err.contains("got 63 characters"), "{err}");
-    }
-}
-
-/// Parses `--maintainer-model`: `reciprocal` or `listed`.
-pub fn parse_maintainer_model(input: &str) -> Result<grasp_core::MaintainerModel, String> {
-    match input {
-        "reciprocal" => Ok(grasp_core::MaintainerModel::Reciprocal),
-        "listed" => Ok(grasp_core::MaintainerModel::Listed),
-        other => Err(format!(
-            "unknown maintainer model '{other}': use 'reciprocal' (the default) or 'listed'"
-        )),
     }
 }
