@@ -68,6 +68,9 @@ pub struct Limits {
     pub purgatory_per_identifier: usize,
     /// Repositories (hosted announcements) per owner.
     pub repos_per_author: usize,
+    /// Announcements waiting in purgatory in total: each holds a bare repository on
+    /// disk, and keys cost nothing, so `repos_per_author` alone does not bound them.
+    pub waiting_repos_total: usize,
     /// Clone URLs considered per identifier and attempt.
     pub urls_per_identifier: usize,
     /// New `refs/nostr/<id>` placeholders one push may create.
@@ -89,6 +92,7 @@ impl Default for Limits {
             purgatory_bytes_per_author: 16 << 20,
             purgatory_per_identifier: 2_000,
             repos_per_author: 1_000,
+            waiting_repos_total: 10_000,
             urls_per_identifier: 32,
             placeholders_per_push: 100,
             placeholders_per_repo: 1_000,

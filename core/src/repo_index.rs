@@ -41,6 +41,13 @@ pub(crate) struct StateInfo {
     pub(crate) refs: StateRefs,
 }
 
+impl AnnInfo {
+    /// Whether it waits in purgatory with a bare repository of its own.
+    fn is_waiting_repo(&self) -> bool {
+        self.hosted && self.status == AnnStatus::Purgatory
+    }
+}
+
 impl StateInfo {
     /// Its place in NIP-01 order (newest `created_at`, then lowest id).
     pub(crate) fn order_key(&self) -> crate::version::Version {
@@ -79,6 +86,9 @@ pub(crate) struct RepoIndex {
     /// Hosted announcements per owner (the repositories-per-author cap), kept as
     /// announcements come and go rather than counted over every identifier per verdict.
     hosted: BTreeMap<PublicKey, usize>,
+    /// Hosted announcements waiting in purgatory, each with a bare repository on disk
+    /// (keys are free, so the per-author cap alone does not bound them).
+    waiting_repos: usize,
     /// Per key, in how many hosted repositories it is a confirmed maintainer (whose
     /// profile and relay list a client shows beside a repository, so they are accepted
     /// here). Kept by difference as sets and hosting change.
@@ -95,6 +105,7 @@ impl RepoIndex {
             sets: keys.map(),
             model,
             hosted: BTreeMap::new(),
+            waiting_repos: 0,
             maintaining: BTreeMap::new(),
         }
     }
@@ -115,14 +126,29 @@ impl RepoIndex {
     /// `d` changed (an acceptance or a departure), so waiting states may now count.
     pub(crate) fn put_announcement(&mut self, owner: PublicKey, d: &str, info: AnnInfo) -> bool {
         let hosted = info.hosted;
+        let waiting = info.is_waiting_repo();
         let before = self.snapshot(&owner, d);
         let old = self
             .anns
             .entry(d.to_owned())
             .or_default()
             .insert(owner, info);
-        self.count_hosted(owner, old.is_some_and(|a| a.hosted), hosted);
+        self.count_hosted(owner, old.as_ref().is_some_and(|a| a.hosted), hosted);
+        self.count_waiting(old.as_ref().is_some_and(AnnInfo::is_waiting_repo), waiting);
         self.recompute_sets(d, before)
+    }
+
+    fn count_waiting(&mut self, before: bool, after: bool) {
+        match (before, after) {
+            (false, true) => self.waiting_repos += 1,
+            (true, false) => self.waiting_repos -= 1,
+            _ => {}
+        }
+    }
+
+    /// Hosted announcements waiting with a bare repository, for the total cap.
+    pub(crate) fn waiting_repos(&self) -> usize {
+        self.waiting_repos
     }
 
     /// Moves `owner`'s hosted count from an announcement that was (`before`) to one that is
@@ -151,6 +177,7 @@ impl RepoIndex {
             self.anns.remove(d);
         }
         self.count_hosted(*owner, out.as_ref().is_some_and(|a| a.hosted), false);
+        self.count_waiting(out.as_ref().is_some_and(AnnInfo::is_waiting_repo), false);
         self.recompute_sets(d, before);
         out
     }
@@ -253,7 +280,10 @@ impl RepoIndex {
     pub(crate) fn set_status(&mut self, owner: &PublicKey, d: &str, status: AnnStatus) {
         let before = self.contribution(owner, d);
         if let Some(a) = self.announcement_mut(owner, d) {
+            let was = a.is_waiting_repo();
             a.status = status;
+            let is = a.is_waiting_repo();
+            self.count_waiting(was, is);
             let after = self.contribution(owner, d);
             self.count_maintaining(&before, &after);
         }

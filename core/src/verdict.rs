@@ -104,6 +104,16 @@ impl Engine {
 
     /// `rate-limited:` when one more purgatory entry for this author or identifier would
     /// exceed a cap.
+    /// A new bare repository for a waiting announcement would exceed the total cap.
+    fn waiting_repos_refusal(&self) -> Option<String> {
+        let cap = self.config.limits.waiting_repos_total;
+        (self.repos.waiting_repos() >= cap).then(|| {
+            format!(
+                "rate-limited: {cap} repositories are already waiting for their git data here; try again later"
+            )
+        })
+    }
+
     pub(crate) fn purgatory_cap_refusal(
         &self,
         author: &nostr::prelude::PublicKey,
@@ -264,7 +274,13 @@ impl Engine {
                 }
                 Some((status, _)) => {
                     // A replacement of a waiting announcement: it takes the old one's place
-                    // and restarts the timer.
+                    // and restarts the timer (a soft-expired one gets a bare repository
+                    // again: within the cap).
+                    if status == AnnStatus::SoftExpired {
+                        if let Some(why) = self.waiting_repos_refusal() {
+                            return self.reply(token, id, false, why);
+                        }
+                    }
                     if let Some(old) = self
                         .purgatory
                         .announcement_of(&owner, self.idents.get(&d))
@@ -293,6 +309,9 @@ impl Engine {
                             false,
                             format!("rate-limited: you already host {cap} repositories here"),
                         );
+                    }
+                    if let Some(why) = self.waiting_repos_refusal() {
+                        return self.reply(token, id, false, why);
                     }
                     let bytes = crate::packed::json_len_of(&e);
                     if let Some(why) = self.purgatory_cap_refusal(&owner, &d, bytes, true) {

@@ -81,3 +81,39 @@ fn a_new_repository_costs_one_slot_of_the_per_author_cap() {
     let st = state(&a, "r2", 11, &[("refs/heads/main", oid(9))], None);
     assert_ok(h.send(&st), false, "rate-limited:");
 }
+
+/// Each waiting announcement holds a bare repository; new keys are free, so a total cap
+/// bounds them (issue: hostile input, item 7). A released repository frees its slot.
+#[test]
+fn waiting_repositories_have_a_total_cap() {
+    let mut config = Config::new(OUR.parse().unwrap());
+    config.limits.waiting_repos_total = 3;
+    let mut h = Harness::with_config(config);
+    for n in 1..=3 {
+        assert_ok(
+            h.send(&announcement(&key(n), "r", 10, &[], &[])),
+            true,
+            PURGATORY,
+        );
+    }
+    let fourth = announcement(&key(4), "r", 10, &[], &[]);
+    let (ok, msg) = h.send(&fourth);
+    assert!(
+        !ok && msg.starts_with("rate-limited:") && msg.contains("already waiting"),
+        "{msg}"
+    );
+    assert!(
+        !h.trace.iter().any(
+            |(_, e)| matches!(e, Effect::CreateRepo { repo } if repo.owner == key(4).public_key())
+        ),
+        "no bare repository for the refused one"
+    );
+    // The first owner's data arrives: its announcement is served, a slot is free.
+    let st = state(&key(1), "r", 11, &[("refs/heads/main", oid(1))], None);
+    h.send(&st);
+    assert!(
+        h.push(&repo(&key(1), "r"), &[("refs/heads/main", Some(oid(1)))])
+            .is_accepted()
+    );
+    assert_ok(h.send(&fourth), true, PURGATORY);
+}

@@ -249,6 +249,12 @@ pub struct Config {
     #[arg(long, env = "GRASPD_MAX_REPOS_PER_AUTHOR", default_value_t = 100)]
     pub max_repos_per_author: usize,
 
+    /// Most announcements waiting in purgatory on the whole server: each holds a bare
+    /// repository on disk, and new keys are free, so the per-author cap alone does not
+    /// bound them.
+    #[arg(long, env = "GRASPD_MAX_WAITING_REPOS", default_value_t = 10_000)]
+    pub max_waiting_repos: usize,
+
     /// Most events one author may have waiting in purgatory at once.
     #[arg(long, env = "GRASPD_MAX_PURGATORY_PER_AUTHOR", default_value_t = 100)]
     pub max_purgatory_per_author: usize,

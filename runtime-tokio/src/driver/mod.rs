@@ -91,6 +91,7 @@ pub fn engine_config(config: &Config) -> Result<EngineConfig, String> {
     );
     c.limits.repos_per_author = config.max_repos_per_author;
     c.maintainer_model = config.maintainer_model;
+    c.limits.waiting_repos_total = config.max_waiting_repos;
     c.limits.purgatory_per_author = config.max_purgatory_per_author;
     c.limits.purgatory_bytes_total =
         usize::try_from(config.max_purgatory_bytes).unwrap_or(usize::MAX);
