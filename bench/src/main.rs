@@ -11,6 +11,8 @@
 //! - `memory`: graspd's resident memory per purgatory entry with 100k entries.
 //! - `idle`: graspd's resident memory per idle websocket with 10,000 open.
 //! - `flood`: slowloris and idle-socket floods from one address against the defaults.
+//! - `slowreq`: graspd's peak memory while slow readers take 80 MB of stored events
+//!   each, and while clients send 0.84 MB filters.
 //!
 //! Sync at scale is an engine benchmark (`cargo bench -p grasp-core --bench
 //! sync_scale`); `scripts/bench` runs everything. Every server binds 127.0.0.1 only.
@@ -31,6 +33,7 @@ mod release;
 mod repo_gen;
 mod report;
 mod rounds;
+mod slowreq;
 mod tap;
 
 use clap::{Parser, ValueEnum};
@@ -59,6 +62,7 @@ enum Bench {
     Memory,
     Idle,
     Flood,
+    Slowreq,
 }
 
 /// The workload size.
@@ -96,6 +100,7 @@ async fn main() {
             Bench::Memory,
             Bench::Idle,
             Bench::Flood,
+            Bench::Slowreq,
         ]
     } else {
         args.benches
@@ -110,6 +115,7 @@ async fn main() {
             Bench::Memory => memory::run(scale).await,
             Bench::Idle => idle::run(scale).await,
             Bench::Flood => flood::run(scale).await,
+            Bench::Slowreq => slowreq::run(scale).await,
         };
         println!("{}", report::table(&found));
         rows.extend(found);

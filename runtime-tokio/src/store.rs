@@ -63,6 +63,14 @@ impl Store {
         Ok(events.into_iter().collect())
     }
 
+    /// The ids and timestamps of the stored events matching `filter`, newest first (ties
+    /// by id), at most `filter.limit` of them, without reading their bodies into memory:
+    /// 40 bytes per event, so a REQ can list what it will send before it pages the
+    /// bodies. Events past their NIP-40 expiration are left out.
+    pub async fn list_ids(&self, filter: Filter) -> Result<Vec<(EventId, Timestamp)>, StoreError> {
+        Ok(self.db.negentropy_items(filter).await?)
+    }
+
     /// Deletes every stored event matching `filter`.
     pub async fn delete(&self, filter: Filter) -> Result<(), StoreError> {
         Ok(self.db.delete(filter).await?)

@@ -15,6 +15,7 @@
 //! - [`git`]: the `git` binary in isolated temp dirs: commits, push, clone, fetch.
 //! - [`hostile`]: raw sockets from chosen addresses, stalled pushes, git in `/proc`.
 //! - [`http`]: a tiny HTTP/1.1 client (exact headers, no normalisation of odd paths).
+//! - [`slow_reader`]: a websocket that reads only when asked, with a 4 KiB window.
 //! - [`fixture`]: scenario building blocks on top of all of these.
 
 pub mod binary;
@@ -25,6 +26,7 @@ pub mod hostile;
 pub mod http;
 pub mod relay;
 pub mod server;
+pub mod slow_reader;
 
 pub use nostr_sdk;
 

@@ -106,6 +106,28 @@ pub struct Config {
     #[arg(long, env = "GRASPD_MAX_QUERY_LIMIT", default_value_t = 5000)]
     pub max_query_limit: usize,
 
+    /// Largest REQ message, the size its filters are counted by (a parsed filter takes
+    /// several times its JSON). A bigger REQ gets CLOSED `error: filters too large …`.
+    #[arg(long, env = "GRASPD_MAX_FILTER_BYTES", default_value = "128KiB", value_parser = parse_usize_size)]
+    pub max_filter_bytes: usize,
+
+    /// Bytes of the REQs of all open subscriptions of one connection together; a REQ
+    /// beyond it gets CLOSED `error: …; CLOSE some first`.
+    #[arg(long, env = "GRASPD_MAX_CONNECTION_FILTER_BYTES", default_value = "512KiB", value_parser = parse_usize_size)]
+    pub max_connection_filter_bytes: usize,
+
+    /// Bytes of events one connection may hold unsent: a REQ's stored events are read in
+    /// pages that fit (the next page only once the client has taken the last), and live
+    /// events waiting for their subscription's EOSE count too; a subscription whose
+    /// waiting live events would pass it gets CLOSED `error: too slow …`.
+    #[arg(long, env = "GRASPD_MAX_CONNECTION_BUFFER", default_value = "1MiB", value_parser = parse_usize_size)]
+    pub max_connection_buffer: usize,
+
+    /// Reads of stored events (a REQ's listing or one of its pages) running at once over
+    /// every connection; the others wait their turn.
+    #[arg(long, env = "GRASPD_MAX_CONCURRENT_QUERIES", default_value_t = 8)]
+    pub max_concurrent_queries: usize,
+
     /// Events a connection may publish in one burst (token-bucket size). Beyond it,
     /// events get `OK false "rate-limited: …"` until tokens refill.
     #[arg(long, env = "GRASPD_EVENT_BURST", default_value_t = 500)]
@@ -382,6 +404,17 @@ impl Config {
         if self.idle_websocket_timeout.is_zero() {
             return Err("--idle-websocket-timeout must be above zero".into());
         }
+        if self.max_filter_bytes == 0
+            || self.max_connection_filter_bytes == 0
+            || self.max_connection_buffer == 0
+            || self.max_concurrent_queries == 0
+        {
+            return Err(
+                "--max-filter-bytes, --max-connection-filter-bytes, --max-connection-buffer \
+                 and --max-concurrent-queries must be at least 1"
+                    .into(),
+            );
+        }
         if self.event_burst == 0 {
             return Err("--event-burst must be at least 1".into());
         }
@@ -419,6 +452,10 @@ mod tests {
         assert_eq!(config.relay_url(), "ws://127.0.0.1:7334");
         assert_eq!(config.max_event_size, 256 * 1024);
         assert_eq!(config.max_subscriptions, 64);
+        assert_eq!(config.max_filter_bytes, 128 * 1024);
+        assert_eq!(config.max_connection_filter_bytes, 512 * 1024);
+        assert_eq!(config.max_connection_buffer, 1 << 20);
+        assert_eq!(config.max_concurrent_queries, 8);
         assert_eq!(config.event_burst, 500);
         assert_eq!(config.max_push_size, 2 << 30);
         assert_eq!(config.purgatory_expiry, Duration::from_secs(30 * 60));
@@ -468,6 +505,10 @@ mod tests {
             ["--header-timeout", "0s"],
             ["--body-stall-timeout", "0s"],
             ["--idle-websocket-timeout", "0s"],
+            ["--max-filter-bytes", "0"],
+            ["--max-connection-filter-bytes", "0"],
+            ["--max-connection-buffer", "0"],
+            ["--max-concurrent-queries", "0"],
         ] {
             assert!(parse(&args).validate().is_err(), "{args:?} accepted");
         }

@@ -1,15 +1,16 @@
 //! One websocket connection: the NIP-01 message loop.
 //!
-//! A single task per connection multiplexes three sources with `select!`: messages from
-//! the client, verdicts coming back from the [`EventSink`](super::EventSink) (several
-//! events can be in flight, so a slow verdict does not stall the client's other
-//! messages), and live events from the [`Hub`](super::Hub). Every outgoing message is
-//! sent under a timeout, so a client that stops reading is disconnected instead of
-//! pinning memory; a connection with no subscription that stays silent for the idle
+//! A single task per connection multiplexes, with `select!`: messages from the client,
+//! verdicts coming back from the [`EventSink`](super::EventSink) (several events can be
+//! in flight, so a slow verdict does not stall the client's other messages), live
+//! events from the [`Hub`](super::Hub), and the stored events of its REQs, which the
+//! [`Outbox`] pages out of the store one page at a time (at most one store read in
+//! flight per connection). Every outgoing message is sent under a timeout, so a client
+//! that stops reading is disconnected instead of pinning memory; until then it only
+//! holds one page. A connection with no subscription that stays silent for the idle
 //! timeout is closed, so idle sockets cannot pile up to the connection cap.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,16 +20,29 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use nostr::prelude::{Event, EventId, Filter, RelayMessage, SubscriptionId};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::oneshot;
 
 use super::bucket::TokenBucket;
 use super::inbound::{Inbound, decode};
-use super::subscriptions::Subscriptions;
+use super::outbox::{Outbox, Read, Step};
+use super::stored::{Page, Plan, event_text, read_page};
+use super::subscriptions::{SubscriptionLimits, Subscriptions};
 use super::{ConnId, Relay, Verdict};
+use crate::store::StoreError;
 
 /// The connection is over (client gone, or too slow to take our messages).
 struct Gone;
 
 type PendingVerdict = BoxFuture<'static, (EventId, Verdict)>;
+
+/// What a finished store read brought.
+enum Done {
+    Planned(Plan),
+    Paged(Page),
+}
+
+/// The store read in flight: the backfill it is for, and where its result arrives.
+type Reading = (u64, oneshot::Receiver<Result<Done, StoreError>>);
 
 /// Serves one upgraded websocket until the client leaves.
 pub(crate) async fn serve(relay: Arc<Relay>, socket: WebSocket, conn: ConnId) {
@@ -38,11 +52,14 @@ pub(crate) async fn serve(relay: Arc<Relay>, socket: WebSocket, conn: ConnId) {
         Instant::now(),
     );
     let live = relay.hub.subscribe();
+    let outbox = Outbox::new(relay.limits.max_connection_buffer);
     let mut connection = Connection {
         relay,
         socket,
         conn,
         subs: Subscriptions::default(),
+        outbox,
+        reading: None,
         bucket,
         pending: FuturesUnordered::new(),
     };
@@ -56,8 +73,23 @@ struct Connection {
     socket: WebSocket,
     conn: ConnId,
     subs: Subscriptions,
+    outbox: Outbox,
+    reading: Option<Reading>,
     bucket: TokenBucket,
     pending: FuturesUnordered<PendingVerdict>,
+}
+
+/// Waits for the store read in flight, if there is one (never resolves otherwise).
+async fn read_done(
+    reading: &mut Option<Reading>,
+) -> (
+    u64,
+    Result<Result<Done, StoreError>, oneshot::error::RecvError>,
+) {
+    match reading {
+        Some((serial, rx)) => (*serial, rx.await),
+        None => std::future::pending().await,
+    }
 }
 
 impl Connection {
@@ -69,8 +101,14 @@ impl Connection {
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
         loop {
+            self.advance().await?;
             let may_read = self.pending.len() < self.relay.limits.max_in_flight;
             let is_idle = self.subs.is_empty() && self.pending.is_empty();
+            let has_ready = self.outbox.has_ready();
+            // Branches are polled in random order, so a long backfill, the client's
+            // messages, verdicts and live events all take turns. Sending a stored event
+            // waits for the socket: a client that reads slowly holds back its own next
+            // page, not the relay's memory.
             tokio::select! {
                 () = &mut idle, if is_idle => {
                     tracing::debug!(conn = %self.conn, "idle without subscriptions; closing");
@@ -107,6 +145,14 @@ impl Connection {
                     }
                     Err(RecvError::Closed) => return Ok(()),
                 },
+                (serial, done) = read_done(&mut self.reading) => {
+                    self.on_read(serial, done).await?;
+                }
+                () = std::future::ready(()), if has_ready => {
+                    if let Some(text) = self.outbox.pop_ready() {
+                        self.send_text(text).await?;
+                    }
+                }
             }
         }
     }
@@ -117,9 +163,9 @@ impl Connection {
             Inbound::RefusedEvent { id, message } => {
                 self.send(RelayMessage::ok(id, false, message)).await
             }
-            Inbound::Req { id, filters } => self.on_req(id, filters).await,
+            Inbound::Req { id, filters, bytes } => self.on_req(id, filters, bytes).await,
             Inbound::Close(id) => {
-                self.subs.close(&id);
+                self.close_sub(&id);
                 self.send(RelayMessage::closed(id, "")).await
             }
             Inbound::Count(id) => {
@@ -176,67 +222,142 @@ impl Connection {
         Ok(())
     }
 
-    async fn on_req(&mut self, id: SubscriptionId, filters: Vec<Filter>) -> Result<(), Gone> {
+    async fn on_req(
+        &mut self,
+        id: SubscriptionId,
+        filters: Vec<Filter>,
+        bytes: usize,
+    ) -> Result<(), Gone> {
         let limits = &self.relay.limits;
-        let opened = self.subs.open(
-            id.clone(),
-            filters.clone(),
-            limits.max_subscriptions,
-            limits.max_filters,
-        );
-        if let Err(refusal) = opened {
-            return self.send(RelayMessage::closed(id, refusal.message())).await;
-        }
-        // Registered before querying: a live event stored meanwhile waits in the hub
-        // receiver and is delivered after EOSE, so nothing falls between the two.
-        let mut stored: BTreeSet<Event> = BTreeSet::new();
-        for mut filter in filters {
-            let limit = filter
-                .limit
-                .map_or(limits.max_query_limit, |l| l.min(limits.max_query_limit));
-            if limit == 0 {
-                continue;
+        let sub_limits = SubscriptionLimits {
+            max_subscriptions: limits.max_subscriptions,
+            max_filters: limits.max_filters,
+            max_req_bytes: limits.max_filter_bytes,
+            max_connection_bytes: limits.max_connection_filter_bytes,
+        };
+        match self.subs.open(id.clone(), filters, bytes, &sub_limits) {
+            // Registered before its stored events are listed: a live event stored
+            // meanwhile is held by the outbox and sent after EOSE (unless it is among
+            // the stored ones), so nothing falls between the two.
+            Ok(filters) => {
+                self.outbox.open(id, filters);
+                Ok(())
             }
-            filter.limit = Some(limit);
-            match self.relay.store.query(filter).await {
-                Ok(events) => stored.extend(events),
-                Err(e) => {
-                    tracing::warn!(conn = %self.conn, "query failed: {e}");
-                    self.subs.close(&id);
-                    return self
-                        .send(RelayMessage::closed(
-                            id,
-                            "error: could not read the event store",
-                        ))
-                        .await;
+            Err(refusal) => {
+                // A refused REQ for an open id ends that subscription too: the client
+                // is told CLOSED for the id.
+                self.close_sub(&id);
+                self.send(RelayMessage::closed(id, refusal.message())).await
+            }
+        }
+    }
+
+    fn close_sub(&mut self, id: &SubscriptionId) {
+        self.subs.close(id);
+        self.outbox.close(id);
+    }
+
+    /// Moves the backfills on: sends the EOSE (and the held live events) of a finished
+    /// one, and starts the next store read when none is in flight.
+    async fn advance(&mut self) -> Result<(), Gone> {
+        loop {
+            match self.outbox.step(self.reading.is_some()) {
+                Step::Wait => return Ok(()),
+                Step::Read(read) => {
+                    self.reading = Some(self.start_read(read));
+                    return Ok(());
+                }
+                Step::Finished { sub, live } => {
+                    self.send(RelayMessage::eose(sub.clone())).await?;
+                    for json in live {
+                        self.send_text(event_text(&sub, &json)).await?;
+                    }
                 }
             }
         }
-        // `Event` orders newest first, which is the order clients expect.
-        for event in &stored {
-            self.send(RelayMessage::Event {
-                subscription_id: Cow::Borrowed(&id),
-                event: Cow::Borrowed(event),
-            })
-            .await?;
+    }
+
+    fn start_read(&self, read: Read) -> Reading {
+        let store = self.relay.store.clone();
+        let max_limit = self.relay.limits.max_query_limit;
+        match read {
+            Read::Plan { serial, filters } => (
+                serial,
+                self.relay.gate.run(async move {
+                    Plan::list(&store, &filters, max_limit)
+                        .await
+                        .map(Done::Planned)
+                }),
+            ),
+            Read::Page {
+                serial,
+                sub,
+                ids,
+                budget,
+            } => (
+                serial,
+                self.relay.gate.run(async move {
+                    read_page(&store, &sub, ids, budget).await.map(Done::Paged)
+                }),
+            ),
         }
-        self.send(RelayMessage::eose(id)).await
+    }
+
+    async fn on_read(
+        &mut self,
+        serial: u64,
+        done: Result<Result<Done, StoreError>, oneshot::error::RecvError>,
+    ) -> Result<(), Gone> {
+        self.reading = None;
+        let failure = match done {
+            Ok(Ok(Done::Planned(plan))) => {
+                self.outbox.planned(serial, plan);
+                return Ok(());
+            }
+            Ok(Ok(Done::Paged(page))) => {
+                self.outbox.paged(serial, page);
+                return Ok(());
+            }
+            Ok(Err(e)) => e.to_string(),
+            // The gate drops a read only once the connection is gone: this one panicked.
+            Err(_) => "the store read stopped".to_owned(),
+        };
+        let Some(sub) = self.outbox.head_sub(serial).cloned() else {
+            return Ok(());
+        };
+        tracing::warn!(conn = %self.conn, "query failed: {failure}");
+        self.close_sub(&sub);
+        self.send(RelayMessage::closed(
+            sub,
+            "error: could not read the event store",
+        ))
+        .await
     }
 
     async fn on_live(&mut self, event: &Event) -> Result<(), Gone> {
-        let texts: Vec<String> = self
-            .subs
-            .matching(event)
-            .map(|id| {
-                RelayMessage::Event {
-                    subscription_id: Cow::Borrowed(id),
-                    event: Cow::Borrowed(event),
-                }
-                .as_json()
-            })
-            .collect();
-        for text in texts {
-            self.send_text(text).await?;
+        let matching: Vec<SubscriptionId> = self.subs.matching(event).cloned().collect();
+        if matching.is_empty() {
+            return Ok(());
+        }
+        let json: Arc<str> = Arc::from(event.as_json());
+        for id in matching {
+            if !self.outbox.is_backfilling(&id) {
+                self.send_text(event_text(&id, &json)).await?;
+                continue;
+            }
+            if self
+                .outbox
+                .hold(&id, event.created_at, event.id, &json)
+                .is_err()
+            {
+                self.close_sub(&id);
+                let message = format!(
+                    "error: too slow: live events waiting for this subscription's stored \
+                     events passed {} bytes; REQ again",
+                    self.relay.limits.max_connection_buffer
+                );
+                self.send(RelayMessage::closed(id, message)).await?;
+            }
         }
         Ok(())
     }

@@ -18,10 +18,12 @@ pub(crate) enum Inbound {
     Event(Box<Event>),
     /// An event refused before verification; answer `OK false` with this message.
     RefusedEvent { id: EventId, message: String },
-    /// Open or replace a subscription.
+    /// Open or replace a subscription; `bytes` is the size of the REQ message, what
+    /// the filter byte limits count.
     Req {
         id: SubscriptionId,
         filters: Vec<Filter>,
+        bytes: usize,
     },
     /// Close a subscription.
     Close(SubscriptionId),
@@ -63,6 +65,7 @@ pub(crate) fn decode(text: &str, max_event_size: usize) -> Inbound {
         }) => Inbound::Req {
             id: subscription_id.into_owned(),
             filters: filters.into_iter().map(Cow::into_owned).collect(),
+            bytes: text.len(),
         },
         Ok(ClientMessage::Close(id)) => Inbound::Close(id.into_owned()),
         Ok(ClientMessage::Count {
@@ -163,8 +166,9 @@ mod tests {
     #[test]
     fn req_and_close_decode() {
         match decode(r#"["REQ","s1",{"kinds":[1]},{"limit":3}]"#, 1000) {
-            Inbound::Req { id, filters } => {
+            Inbound::Req { id, filters, bytes } => {
                 assert_eq!(id.as_str(), "s1");
+                assert_eq!(bytes, r#"["REQ","s1",{"kinds":[1]},{"limit":3}]"#.len());
                 assert_eq!(filters.len(), 2);
                 assert_eq!(filters[1].limit, Some(3));
             }

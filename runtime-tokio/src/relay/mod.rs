@@ -3,14 +3,19 @@
 //! Our own handler rather than a relay framework, because the engine decides every
 //! verdict and purgatory events must never be stored or served: the relay checks what
 //! it can alone (size, shape, id, signature, rate, subscription limits), hands verified
-//! events to an [`EventSink`], serves REQ from the [`Store`], and forwards live events
-//! published on the [`Hub`].
+//! events to an [`EventSink`], serves REQ from the [`Store`] a page at a time (never a
+//! whole answer in memory, module `stored`), and forwards live events published on the
+//! [`Hub`].
 
+#[cfg(test)]
+mod backfill_tests;
 mod bucket;
 mod connection;
 mod hub;
 mod inbound;
+mod outbox;
 mod sink;
+mod stored;
 mod subscriptions;
 #[cfg(test)]
 mod tests;
@@ -42,6 +47,15 @@ pub struct RelayLimits {
     pub max_filters: usize,
     /// Most stored events per filter before EOSE.
     pub max_query_limit: usize,
+    /// Largest REQ message (bytes): what its filters may take.
+    pub max_filter_bytes: usize,
+    /// Bytes of the REQs of every open subscription of one connection together.
+    pub max_connection_filter_bytes: usize,
+    /// Bytes of events one connection may hold unsent: the current page of stored
+    /// events and the live events waiting for their subscription's EOSE.
+    pub max_connection_buffer: usize,
+    /// Reads of stored events running at once over every connection; others wait.
+    pub max_concurrent_queries: usize,
     /// Token-bucket size for published events.
     pub event_burst: u32,
     /// Token-bucket refill, events per second.
@@ -74,6 +88,10 @@ impl RelayLimits {
             max_subscriptions: config.max_subscriptions,
             max_filters: config.max_filters,
             max_query_limit: config.max_query_limit,
+            max_filter_bytes: config.max_filter_bytes,
+            max_connection_filter_bytes: config.max_connection_filter_bytes,
+            max_connection_buffer: config.max_connection_buffer,
+            max_concurrent_queries: config.max_concurrent_queries,
             event_burst: config.event_burst,
             event_rate: config.event_rate,
             max_in_flight: 256,
@@ -89,6 +107,7 @@ pub struct Relay {
     hub: Hub,
     sink: Arc<dyn EventSink>,
     limits: RelayLimits,
+    gate: stored::QueryGate,
     next_conn: AtomicU64,
 }
 
@@ -96,11 +115,13 @@ impl Relay {
     /// A relay serving `store`, forwarding live events from `hub`, and asking `sink`
     /// for every verdict.
     pub fn new(store: Store, hub: Hub, sink: Arc<dyn EventSink>, limits: RelayLimits) -> Self {
+        let gate = stored::QueryGate::new(limits.max_concurrent_queries);
         Self {
             store,
             hub,
             sink,
             limits,
+            gate,
             next_conn: AtomicU64::new(1),
         }
     }
