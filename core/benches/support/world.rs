@@ -123,7 +123,13 @@ pub(crate) fn world(n: usize) -> World {
 }
 
 pub(crate) fn world_from(f: Fixture) -> World {
-    let mut engine = Engine::new(Config::new(OUR.parse().unwrap()));
+    let mut config = Config::new(OUR.parse().unwrap());
+    // The fixture's maintainers publish no announcements of their own: under the flat
+    // rule they are maintainers, as in every earlier round's numbers; under the
+    // reciprocal default they would only be invited and their states refused, which
+    // would measure a different workload.
+    config.maintainer_model = grasp_core::MaintainerModel::Listed;
+    let mut engine = Engine::new(config);
     let now = Time::from_millis(10_000_000);
     for ann in f.announcements {
         engine.handle_input(now, Input::Stored(VerifiedEvent::assume_verified(ann)));
