@@ -118,12 +118,18 @@ pub struct RssSampler {
 impl RssSampler {
     /// Starts sampling `pid`.
     pub fn start(pid: u32) -> Self {
-        let peak = Arc::new(AtomicU64::new(rss_kib(pid)));
+        Self::start_with(pid, rss_kib)
+    }
+
+    /// Starts sampling `read(pid)` (e.g. anonymous memory only, leaving out the
+    /// memory-mapped event store's file pages).
+    pub fn start_with(pid: u32, read: fn(u32) -> u64) -> Self {
+        let peak = Arc::new(AtomicU64::new(read(pid)));
         let stop = Arc::new(AtomicBool::new(false));
         let (p, s) = (Arc::clone(&peak), Arc::clone(&stop));
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                p.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                p.fetch_max(read(pid), Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(5));
             }
         });

@@ -1,6 +1,6 @@
 //! The event store: embedded LMDB through `nostr-lmdb`.
 //!
-//! A thin wrapper so that the rest of the daemon depends on five operations rather than
+//! A thin wrapper so that the rest of the daemon depends on a few operations rather than
 //! on the whole `NostrDatabase` trait, and so that the choice of backend stays in one
 //! file. The store does not verify signatures and has no size limit: callers verify
 //! (the relay does) and the relay enforces the size limit. Purgatory events are never

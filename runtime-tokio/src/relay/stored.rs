@@ -15,11 +15,12 @@
 //! Every read from the store goes through the [`QueryGate`], which bounds the reads
 //! running at once; others wait their turn in order.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use nostr::prelude::{Event, EventId, Filter, SubscriptionId, Timestamp};
+use nostr::prelude::{Event, EventId, Filter, RelayMessage, SubscriptionId, Timestamp};
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::store::{Store, StoreError};
@@ -182,7 +183,11 @@ pub(crate) async fn read_page(
             page.consumed += 1;
             continue;
         };
-        let text = event_text(sub, &event.as_json());
+        let text = RelayMessage::Event {
+            subscription_id: Cow::Borrowed(sub),
+            event: Cow::Borrowed(&event),
+        }
+        .as_json();
         page.largest = page.largest.max(text.len());
         if !page.texts.is_empty() && bytes + text.len() > budget {
             break;
@@ -252,7 +257,7 @@ impl QueryGate {
 mod tests {
     use std::collections::BTreeSet;
 
-    use nostr::prelude::{EventBuilder, FinalizeEvent, Keys, Kind, RelayMessage};
+    use nostr::prelude::{EventBuilder, FinalizeEvent, Keys, Kind};
 
     use super::*;
     use crate::test_keys::keys;
