@@ -67,6 +67,10 @@ pub struct Limits {
     pub repos_per_author: usize,
     /// Clone URLs considered per identifier and attempt.
     pub urls_per_identifier: usize,
+    /// Repositories one object check looks in (of the identifier's; its author's own
+    /// first): a check per event, over every repository strangers announced with the
+    /// same identifier, made each of their announcements cost more than the last.
+    pub repos_per_check: usize,
     /// New `refs/nostr/<id>` placeholders one push may create.
     pub placeholders_per_push: usize,
     /// Placeholders one repository may hold.
@@ -87,6 +91,7 @@ impl Default for Limits {
             purgatory_per_identifier: 2_000,
             repos_per_author: 1_000,
             urls_per_identifier: 32,
+            repos_per_check: 16,
             placeholders_per_push: 100,
             placeholders_per_repo: 1_000,
             placeholders_per_client: 1_000,

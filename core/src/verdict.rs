@@ -259,7 +259,7 @@ impl Engine {
                     self.related.accept(&e);
                     self.store(e, ServePath::Direct);
                     self.reply(token, id, true, "");
-                    self.check_governed_repos(&d);
+                    self.check_announced(&owner, &d);
                 }
                 Some((status, _)) => {
                     // A replacement of a waiting announcement: it takes the old one's place
@@ -280,7 +280,7 @@ impl Engine {
                         .put_announcement(owner, &d, info(true, AnnStatus::Purgatory));
                     self.enter_purgatory(e, &d, Waiting::Announcement, origin, None);
                     self.reply(token, id, true, PURGATORY_MESSAGE);
-                    self.check_governed_repos(&d);
+                    self.check_announced(&owner, &d);
                 }
                 None => {
                     let cap = self.config.limits.repos_per_author;
@@ -303,7 +303,7 @@ impl Engine {
                         .put_announcement(owner, &d, info(true, AnnStatus::Purgatory));
                     self.enter_purgatory(e, &d, Waiting::Announcement, origin, None);
                     self.reply(token, id, true, PURGATORY_MESSAGE);
-                    self.check_governed_repos(&d);
+                    self.check_announced(&owner, &d);
                 }
             }
             return;
@@ -443,7 +443,7 @@ impl Engine {
         if malformed {
             return self.finalize_waiting(&id);
         }
-        self.check_objects(&d, oids, Some(id));
+        self.check_objects(&d, oids, Some(id), &[], &author);
     }
 
     /// Restarts a waiting announcement's timer (reviving a soft-expired one).
