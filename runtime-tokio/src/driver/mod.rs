@@ -3,6 +3,8 @@
 //! order, and re-arms one timer at the engine's earliest deadline. No polling tick,
 //! no lock held across an await, no protocol state outside the engine.
 
+#[cfg(test)]
+mod check_tests;
 mod clock;
 mod convert;
 mod effects;
@@ -42,6 +44,9 @@ use crate::git_ops::RepoRefs;
 use crate::relay::{ConnId, EventSink, Hub, Verdict};
 use crate::repo::{RepoPath, Repos};
 use crate::store::Store;
+
+/// Object checks running at once (each opens a few repositories on a blocking thread).
+const CHECKS_IN_FLIGHT: usize = 4;
 
 /// What the engine task is asked to do.
 pub(crate) enum Command {
@@ -121,6 +126,8 @@ pub(crate) struct Driver {
     next_token: u64,
     writes: writes::Writes,
     metrics: RuntimeMetrics,
+    /// Permits for object checks in flight.
+    checks: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// A cheap handle to the engine task: the relay's [`EventSink`] and the git endpoint's
@@ -166,6 +173,7 @@ pub async fn start(
         next_token: 0,
         writes: writes::Writes::default(),
         metrics: RuntimeMetrics::default(),
+        checks: std::sync::Arc::new(tokio::sync::Semaphore::new(CHECKS_IN_FLIGHT)),
     };
     driver.execute().await;
     tokio::spawn(driver.run(rx));
