@@ -65,6 +65,11 @@ pub struct Limits {
     pub purgatory_per_identifier: usize,
     /// Repositories (hosted announcements) per owner.
     pub repos_per_author: usize,
+    /// Announcements per identifier, one per key (hosted or not): anyone may announce
+    /// any identifier, and what the engine does for one announcement of it grows with
+    /// the others (the maintainer sets of the identifier are recomputed each time). A
+    /// new repository beyond it is refused; replacements never are.
+    pub repos_per_identifier: usize,
     /// Clone URLs considered per identifier and attempt.
     pub urls_per_identifier: usize,
     /// Repositories one object check looks in (of the identifier's; its author's own
@@ -90,6 +95,7 @@ impl Default for Limits {
             purgatory_bytes_per_author: 16 << 20,
             purgatory_per_identifier: 2_000,
             repos_per_author: 1_000,
+            repos_per_identifier: 1_000,
             urls_per_identifier: 32,
             repos_per_check: 16,
             placeholders_per_push: 100,

@@ -292,6 +292,15 @@ impl Engine {
                             format!("rate-limited: you already host {cap} repositories here"),
                         );
                     }
+                    let cap = self.config.limits.repos_per_identifier;
+                    if self.repos.announcement_count(&d) >= cap {
+                        return self.reply(
+                            token,
+                            id,
+                            false,
+                            format!("rate-limited: '{d}' already has {cap} repositories here"),
+                        );
+                    }
                     let bytes = crate::packed::json_len_of(&e);
                     if let Some(why) = self.purgatory_cap_refusal(&owner, &d, bytes, true) {
                         return self.reply(token, id, false, why);

@@ -294,3 +294,38 @@ fn a_state_whose_objects_are_known_present_beyond_its_check_is_released() {
     );
     assert_eq!(h.refs[&repo(&x, D)].get("refs/heads/main"), Some(&oid(1)));
 }
+
+#[test]
+fn announcements_of_one_identifier_are_capped_and_replacements_are_not() {
+    let mut config = Config::new(OUR.parse().unwrap());
+    config.limits.repos_per_identifier = 3;
+    let mut h = Harness::with_config(config);
+    strangers(&mut h, 1, 3);
+    let over = announcement(&key(4), D, 10, &[], &[]);
+    let got = h.send(&over);
+    assert_ok(got.clone(), false, "rate-limited:");
+    assert!(got.1.contains("'d' already has 3 repositories"), "{got:?}");
+    assert!(
+        !h.objects.contains_key(&repo(&key(4), D)),
+        "a refused announcement created a repository"
+    );
+    // Another identifier is not affected.
+    assert_ok(
+        h.send(&announcement(&key(4), "other", 10, &[], &[])),
+        true,
+        PURGATORY,
+    );
+    // An owner already here may replace their announcement.
+    assert_ok(
+        h.send(&announcement(&key(1), D, 11, &[], &[])),
+        true,
+        PURGATORY,
+    );
+    // One withdraws: there is room again.
+    assert_ok(h.send(&elsewhere(&key(2), 12)), false, "blocked:");
+    assert_ok(
+        h.send(&announcement(&key(4), D, 13, &[], &[])),
+        true,
+        PURGATORY,
+    );
+}

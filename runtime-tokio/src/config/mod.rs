@@ -240,6 +240,11 @@ pub struct Config {
     #[arg(long, env = "GRASPD_MAX_REPOS_PER_AUTHOR", default_value_t = 100)]
     pub max_repos_per_author: usize,
 
+    /// Most announcements of one identifier (one per key): what one more announcement
+    /// of an identifier costs grows with the others, and anyone may announce any.
+    #[arg(long, env = "GRASPD_MAX_REPOS_PER_IDENTIFIER", default_value_t = 1000)]
+    pub max_repos_per_identifier: usize,
+
     /// Most events one author may have waiting in purgatory at once.
     #[arg(long, env = "GRASPD_MAX_PURGATORY_PER_AUTHOR", default_value_t = 100)]
     pub max_purgatory_per_author: usize,

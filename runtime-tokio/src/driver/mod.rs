@@ -95,6 +95,7 @@ pub fn engine_config(config: &Config) -> Result<EngineConfig, String> {
         std::process::id(),
     );
     c.limits.repos_per_author = config.max_repos_per_author;
+    c.limits.repos_per_identifier = config.max_repos_per_identifier;
     c.limits.purgatory_per_author = config.max_purgatory_per_author;
     c.limits.purgatory_bytes_total =
         usize::try_from(config.max_purgatory_bytes).unwrap_or(usize::MAX);
