@@ -21,7 +21,7 @@ use crate::effect::{CheckId, ServePath};
 use crate::engine::{Engine, PendingCheck};
 use crate::oid::Oid;
 use crate::repo::RepoId;
-use crate::repo_index::AnnStatus;
+use crate::repo_index::{AnnInfo, AnnStatus};
 use nostr::prelude::{EventId, PublicKey};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -105,14 +105,25 @@ impl Engine {
         out
     }
 
-    /// After `owner`'s announcement of `d` appears or changes: the waiting announcements
-    /// it affects (its own, and those whose maintainer set holds `owner`) may now be
-    /// governed by a stored state whose data is here. Checks those states' objects that
-    /// are not known present — nothing else of `d` changed.
-    pub(crate) fn check_announced(&mut self, owner: &PublicKey, d: &str) {
+    /// After `owner`'s announcement of `d` appears or changes (`before` is the one it
+    /// replaced): the waiting announcements it affects — its own, and, if its maintainers
+    /// changed, those whose maintainer set holds `owner` — may now be governed by a
+    /// stored state whose data is here. Checks those states' objects that are not known
+    /// present: nothing else of `d` changed.
+    pub(crate) fn check_announced(&mut self, owner: &PublicKey, d: &str, before: Option<&AnnInfo>) {
+        let now = self.repos.announcement(owner, d).map(|a| &a.maintainers);
+        let owners = if now == before.map(|b| &b.maintainers)
+            || (before.is_none() && now.is_none_or(Vec::is_empty))
+        {
+            // No one else's maintainer set changed (a stranger's announcement, or a
+            // replacement with the same maintainers): only its own repository is new.
+            vec![*owner]
+        } else {
+            self.repos.waiting_owners(owner, d)
+        };
         let ident = self.ident(d);
         let mut by_state: BTreeMap<EventId, (PublicKey, Vec<Oid>)> = BTreeMap::new();
-        for o in self.repos.waiting_owners(owner, d) {
+        for o in owners {
             if self.purgatory.announcement_of(&o, ident).is_none() {
                 continue;
             }

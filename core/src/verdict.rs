@@ -259,7 +259,7 @@ impl Engine {
                     self.related.accept(&e);
                     self.store(e, ServePath::Direct);
                     self.reply(token, id, true, "");
-                    self.check_announced(&owner, &d);
+                    self.check_announced(&owner, &d, existing.as_ref());
                 }
                 Some((status, _)) => {
                     // A replacement of a waiting announcement: it takes the old one's place
@@ -280,7 +280,7 @@ impl Engine {
                         .put_announcement(owner, &d, info(true, AnnStatus::Purgatory));
                     self.enter_purgatory(e, &d, Waiting::Announcement, origin, None);
                     self.reply(token, id, true, PURGATORY_MESSAGE);
-                    self.check_announced(&owner, &d);
+                    self.check_announced(&owner, &d, existing.as_ref());
                 }
                 None => {
                     let cap = self.config.limits.repos_per_author;
@@ -312,7 +312,7 @@ impl Engine {
                         .put_announcement(owner, &d, info(true, AnnStatus::Purgatory));
                     self.enter_purgatory(e, &d, Waiting::Announcement, origin, None);
                     self.reply(token, id, true, PURGATORY_MESSAGE);
-                    self.check_announced(&owner, &d);
+                    self.check_announced(&owner, &d, existing.as_ref());
                 }
             }
             return;
@@ -333,7 +333,8 @@ impl Engine {
                 .put_announcement(owner, &d, info(false, AnnStatus::Served));
             self.related.accept(&e);
             self.store(e, ServePath::Direct);
-            return self.reply(token, id, true, "");
+            self.reply(token, id, true, "");
+            return self.check_announced(&owner, &d, existing.as_ref());
         }
         let missing = match (clone_ok, relay_ok) {
             (false, false) => format!(

@@ -329,3 +329,42 @@ fn announcements_of_one_identifier_are_capped_and_replacements_are_not() {
         PURGATORY,
     );
 }
+
+#[test]
+fn a_changed_maintainer_list_reaches_the_waiting_repositories_that_list_its_owner() {
+    let mut h = Harness::new();
+    let (o, a, x) = (key(0), key(1), key(2));
+    // X's repository is served with its data.
+    assert_ok(h.send(&announcement(&x, D, 10, &[], &[])), true, PURGATORY);
+    let sx = state(
+        &x,
+        D,
+        11,
+        &[("refs/heads/main", oid(1))],
+        Some("refs/heads/main"),
+    );
+    assert_ok(h.send(&sx), true, PURGATORY);
+    assert!(
+        h.push(&repo(&x, D), &[("refs/heads/main", Some(oid(1)))])
+            .is_accepted()
+    );
+    assert!(h.is_stored(&sx.id));
+    // O lists A, who announces nothing yet: O's repository waits, governed by no state.
+    let ao = announcement(&o, D, 12, &[], &[&a]);
+    assert_ok(h.send(&ao), true, PURGATORY);
+    // A, a maintainer of O's repository hosting elsewhere, lists X: O's maintainer set
+    // now holds X, whose state has its data here.
+    let tags = vec![
+        s(&["d", D]),
+        s(&["clone", "https://elsewhere.example/d.git"]),
+        s(&["relays", "wss://elsewhere.example"]),
+        vec!["maintainers".into(), x.public_key().to_hex()],
+    ];
+    let aa = sign(&a, Kind::GitRepoAnnouncement, 13, tags);
+    assert_ok(h.send(&aa), true, "");
+    assert!(
+        h.is_stored(&ao.id),
+        "O's announcement waits although X's state now governs it and its data is here"
+    );
+    assert_eq!(h.refs[&repo(&o, D)].get("refs/heads/main"), Some(&oid(1)));
+}
