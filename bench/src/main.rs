@@ -11,6 +11,7 @@
 //! - `memory`: graspd's resident memory per purgatory entry with 100k entries.
 //! - `idle`: graspd's resident memory per idle websocket with 10,000 open.
 //! - `flood`: slowloris and idle-socket floods from one address against the defaults.
+//! - `samed`: 1,000 keys announcing one identifier, and an unrelated user's latency.
 //!
 //! Sync at scale is an engine benchmark (`cargo bench -p grasp-core --bench
 //! sync_scale`); `scripts/bench` runs everything. Every server binds 127.0.0.1 only.
@@ -31,6 +32,7 @@ mod release;
 mod repo_gen;
 mod report;
 mod rounds;
+mod samed;
 mod tap;
 
 use clap::{Parser, ValueEnum};
@@ -59,6 +61,7 @@ enum Bench {
     Memory,
     Idle,
     Flood,
+    Samed,
 }
 
 /// The workload size.
@@ -96,6 +99,7 @@ async fn main() {
             Bench::Memory,
             Bench::Idle,
             Bench::Flood,
+            Bench::Samed,
         ]
     } else {
         args.benches
@@ -110,6 +114,7 @@ async fn main() {
             Bench::Memory => memory::run(scale).await,
             Bench::Idle => idle::run(scale).await,
             Bench::Flood => flood::run(scale).await,
+            Bench::Samed => samed::run(scale).await,
         };
         println!("{}", report::table(&found));
         rows.extend(found);
