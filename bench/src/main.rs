@@ -13,6 +13,7 @@
 //! - `flood`: slowloris and idle-socket floods from one address against the defaults.
 //! - `slowreq`: graspd's peak memory while slow readers take 80 MB of stored events
 //!   each, and while clients send 0.84 MB filters.
+//! - `samed`: 1,000 keys announcing one identifier, and an unrelated user's latency.
 //!
 //! Sync at scale is an engine benchmark (`cargo bench -p grasp-core --bench
 //! sync_scale`); `scripts/bench` runs everything. Every server binds 127.0.0.1 only.
@@ -33,6 +34,7 @@ mod release;
 mod repo_gen;
 mod report;
 mod rounds;
+mod samed;
 mod slowreq;
 mod tap;
 
@@ -63,6 +65,7 @@ enum Bench {
     Idle,
     Flood,
     Slowreq,
+    Samed,
 }
 
 /// The workload size.
@@ -101,6 +104,7 @@ async fn main() {
             Bench::Idle,
             Bench::Flood,
             Bench::Slowreq,
+            Bench::Samed,
         ]
     } else {
         args.benches
@@ -116,6 +120,7 @@ async fn main() {
             Bench::Idle => idle::run(scale).await,
             Bench::Flood => flood::run(scale).await,
             Bench::Slowreq => slowreq::run(scale).await,
+            Bench::Samed => samed::run(scale).await,
         };
         println!("{}", report::table(&found));
         rows.extend(found);

@@ -71,8 +71,17 @@ pub struct Limits {
     /// Announcements waiting in purgatory in total: each holds a bare repository on
     /// disk, and keys cost nothing, so `repos_per_author` alone does not bound them.
     pub waiting_repos_total: usize,
+    /// Announcements per identifier, one per key (hosted or not): anyone may announce
+    /// any identifier, and what the engine does for one announcement of it grows with
+    /// the others (the maintainer sets of the identifier are recomputed each time). A
+    /// new repository beyond it is refused; replacements never are.
+    pub repos_per_identifier: usize,
     /// Clone URLs considered per identifier and attempt.
     pub urls_per_identifier: usize,
+    /// Repositories one object check looks in (of the identifier's; its author's own
+    /// first): a check per event, over every repository strangers announced with the
+    /// same identifier, made each of their announcements cost more than the last.
+    pub repos_per_check: usize,
     /// New `refs/nostr/<id>` placeholders one push may create.
     pub placeholders_per_push: usize,
     /// Placeholders one repository may hold.
@@ -93,7 +102,9 @@ impl Default for Limits {
             purgatory_per_identifier: 2_000,
             repos_per_author: 1_000,
             waiting_repos_total: 10_000,
+            repos_per_identifier: 1_000,
             urls_per_identifier: 32,
+            repos_per_check: 16,
             placeholders_per_push: 100,
             placeholders_per_repo: 1_000,
             placeholders_per_client: 1_000,

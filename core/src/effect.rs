@@ -96,7 +96,9 @@ pub enum Effect {
         repo: RepoId,
     },
     /// Tell which of `oids` exist in which of `repos`; answer with
-    /// [`crate::Input::ObjectsChecked`].
+    /// [`crate::Input::ObjectsChecked`], at any later time (off the effect loop: it
+    /// reads repositories). One repository per object is enough, the first in `repos`
+    /// that has it, so the driver may stop looking for an object once found.
     CheckObjects {
         /// Correlation id.
         check: CheckId,

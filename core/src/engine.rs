@@ -41,6 +41,8 @@ pub(crate) struct PendingCheck {
     pub(crate) d: String,
     /// The event whose verdict waits for this check.
     pub(crate) event: Option<EventId>,
+    /// Repositories of `d` deleted since the check was asked: not believed in its answer.
+    pub(crate) gone: Vec<RepoId>,
 }
 
 /// The GRASP engine: a deterministic state machine with no I/O.
@@ -189,6 +191,7 @@ impl Engine {
 
     pub(crate) fn emit(&mut self, effect: Effect) {
         if let Effect::DeleteRepo { repo } = &effect {
+            self.distrust_checks_of(repo);
             // Objects known present there are gone with it.
             if let Some(d) = self.idents.get(&repo.d) {
                 self.retarget_attempt(d, repo);

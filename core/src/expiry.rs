@@ -1,6 +1,6 @@
 //! Deadlines firing, and startup hydration (which is mostly deadlines being honoured).
 
-use crate::effect::{CheckId, Effect, ServePath};
+use crate::effect::Effect;
 use crate::engine::{Engine, TimerKey};
 use crate::event::{self, Announcement, Origin, PullRequest, StateRefs, VerifiedEvent};
 use crate::ident::Ident;
@@ -311,24 +311,11 @@ impl Engine {
         for (name, d) in ds {
             let needs: Vec<Oid> = self.needs(Some(d)).into_iter().collect();
             if !needs.is_empty() {
-                self.check_objects(&name, needs, None);
+                // Data that landed just before a crash may be in any of them: once per start.
+                let repos = self.repos.repos(&name);
+                self.check_in(&name, repos, needs, None);
                 self.schedule_sync(d, Origin::Sync);
             }
-        }
-    }
-
-    pub(crate) fn on_objects_checked(&mut self, check: CheckId, found: Vec<(Oid, RepoId)>) {
-        let Some(pending) = self.checks.remove(&check) else {
-            return;
-        };
-        if let Some(d) = self.ident(&pending.d) {
-            for (oid, repo) in found {
-                self.note_present(d, [oid], &repo);
-            }
-            self.release_ready(d, ServePath::Arrival);
-        }
-        if let Some(id) = pending.event {
-            self.finalize_waiting(&id);
         }
     }
 }

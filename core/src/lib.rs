@@ -47,6 +47,7 @@
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
+mod checks;
 mod clone_url;
 mod config;
 mod deletion;

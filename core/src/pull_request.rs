@@ -61,10 +61,12 @@ impl Engine {
                 });
             }
         }
-        let tip = pr.tip.clone();
+        let (tip, author) = (pr.tip.clone(), e.pubkey);
         self.enter_purgatory(e, &d, Waiting::pull_request(pr), origin, Some(token));
         match tip {
-            Ok(oid) if !hosted.is_empty() => self.check_objects(&d, vec![oid], Some(id)),
+            Ok(oid) if !hosted.is_empty() => {
+                self.check_objects(&d, vec![oid], Some(id), &hosted, &author)
+            }
             _ => self.finalize_waiting(&id),
         }
     }

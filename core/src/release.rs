@@ -16,22 +16,24 @@ use nostr::prelude::EventId;
 use std::collections::{BTreeMap, BTreeSet};
 
 impl Engine {
-    /// Records that `oids` exist in `repo`, for those some waiting event of `d` needs.
+    /// Records that `oids` exist in `repo`, for those some waiting event of `d` needs;
+    /// returns whether there was any.
     pub(crate) fn note_present(
         &mut self,
         d: Ident,
         oids: impl IntoIterator<Item = Oid>,
         repo: &RepoId,
-    ) {
+    ) -> bool {
         let needed = self.needs_of(d);
         let found: Vec<Oid> = oids.into_iter().filter(|o| needed.contains(o)).collect();
         if found.is_empty() {
-            return;
+            return false;
         }
         let map = self.present.get_or_default(d);
         for o in found {
             map.entry(o).or_insert_with(|| repo.clone());
         }
+        true
     }
 
     fn is_present(&self, d: Ident, oid: &Oid) -> bool {

@@ -118,6 +118,11 @@ impl RepoIndex {
         self.anns.get_mut(d)?.get_mut(owner)
     }
 
+    /// How many announcements of `d` are indexed (for the per-identifier cap).
+    pub(crate) fn announcement_count(&self, d: &str) -> usize {
+        self.anns.get(d).map_or(0, BTreeMap::len)
+    }
+
     pub(crate) fn announcements(&self, d: &str) -> impl Iterator<Item = (&PublicKey, &AnnInfo)> {
         self.anns.get(d).into_iter().flatten()
     }

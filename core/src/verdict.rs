@@ -270,7 +270,7 @@ impl Engine {
                     self.related.accept(&e);
                     self.store(e, ServePath::Direct);
                     self.reply(token, id, true, "");
-                    self.after_announcement(&d, changed);
+                    self.after_announcement(&owner, &d, changed);
                 }
                 Some((status, _)) => {
                     // A replacement of a waiting announcement: it takes the old one's place
@@ -298,7 +298,7 @@ impl Engine {
                             .put_announcement(owner, &d, info(true, AnnStatus::Purgatory));
                     self.enter_purgatory(e, &d, Waiting::Announcement, origin, None);
                     self.reply(token, id, true, PURGATORY_MESSAGE);
-                    self.after_announcement(&d, changed);
+                    self.after_announcement(&owner, &d, changed);
                 }
                 None => {
                     let cap = self.config.limits.repos_per_author;
@@ -313,6 +313,15 @@ impl Engine {
                     if let Some(why) = self.waiting_repos_refusal() {
                         return self.reply(token, id, false, why);
                     }
+                    let cap = self.config.limits.repos_per_identifier;
+                    if self.repos.announcement_count(&d) >= cap {
+                        return self.reply(
+                            token,
+                            id,
+                            false,
+                            format!("rate-limited: '{d}' already has {cap} repositories here"),
+                        );
+                    }
                     let bytes = crate::packed::json_len_of(&e);
                     if let Some(why) = self.purgatory_cap_refusal(&owner, &d, bytes, true) {
                         return self.reply(token, id, false, why);
@@ -325,7 +334,7 @@ impl Engine {
                             .put_announcement(owner, &d, info(true, AnnStatus::Purgatory));
                     self.enter_purgatory(e, &d, Waiting::Announcement, origin, None);
                     self.reply(token, id, true, PURGATORY_MESSAGE);
-                    self.after_announcement(&d, changed);
+                    self.after_announcement(&owner, &d, changed);
                 }
             }
             return;
@@ -347,7 +356,7 @@ impl Engine {
             self.related.accept(&e);
             self.store(e, ServePath::Direct);
             self.reply(token, id, true, "");
-            self.after_announcement(&d, changed);
+            self.after_announcement(&owner, &d, changed);
             return;
         }
         let missing = match (clone_ok, relay_ok) {
@@ -467,7 +476,7 @@ impl Engine {
         if malformed {
             return self.finalize_waiting(&id);
         }
-        self.check_objects(&d, oids, Some(id));
+        self.check_objects(&d, oids, Some(id), &[], &author);
     }
 
     /// Restarts a waiting announcement's timer (reviving a soft-expired one).

@@ -2,7 +2,7 @@
 //! than by release (superseded, withdrawn, deleted).
 
 use crate::effect::{Effect, ReplyToken};
-use crate::engine::{Engine, PURGATORY_MESSAGE, PendingCheck};
+use crate::engine::{Engine, PURGATORY_MESSAGE};
 use crate::event::Origin;
 use crate::packed::PackedEvent;
 use crate::purgatory::{Entry, Pending, Waiting};
@@ -75,53 +75,6 @@ impl Engine {
         self.emit(Effect::Persist { record });
         self.reply(token, *id, true, PURGATORY_MESSAGE);
         self.schedule_sync(d, origin);
-    }
-
-    /// Asks which of `oids` exist in the repositories of `d`; the answer runs the release
-    /// path and, for `event`, sends its verdict.
-    pub(crate) fn check_objects(
-        &mut self,
-        d: &str,
-        oids: Vec<crate::oid::Oid>,
-        event: Option<nostr::prelude::EventId>,
-    ) {
-        let repos = self.repos.repos(d);
-        if repos.is_empty() || oids.is_empty() {
-            if let Some(id) = event {
-                self.finalize_waiting(&id);
-            }
-            return;
-        }
-        let check = self.next_check();
-        self.checks.insert(
-            check,
-            PendingCheck {
-                d: d.to_owned(),
-                event,
-            },
-        );
-        self.emit(Effect::CheckObjects { check, repos, oids });
-    }
-
-    /// After an announcement appears or changes, its repository may already be governed by
-    /// a stored state whose data is here: check, and let the release path align it.
-    pub(crate) fn check_governed_repos(&mut self, d: &str) {
-        let oids = self.needs(self.ident(d));
-        if !oids.is_empty() {
-            self.check_objects(d, oids.into_iter().collect(), None);
-        }
-    }
-
-    /// After an announcement of `d` was stored or put in purgatory: check what governs
-    /// its repositories; and if a confirmed set `changed` (an acceptance, a departure),
-    /// states that waited for authority may count now, with their data here already.
-    pub(crate) fn after_announcement(&mut self, d: &str, changed: bool) {
-        self.check_governed_repos(d);
-        if changed {
-            if let Some(ident) = self.idents.get(d) {
-                self.release_ready(ident, crate::effect::ServePath::Arrival);
-            }
-        }
     }
 
     /// Removes a purgatory entry that was superseded, withdrawn or deleted.

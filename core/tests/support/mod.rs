@@ -159,6 +159,11 @@ pub struct Harness {
     pub trace: Vec<(Time, Effect)>,
     /// The address pushes come from.
     pub client: Option<String>,
+    /// Answer object checks later ([`Harness::answer_checks`]) rather than at once, with
+    /// what the repositories held when the check was asked (a driver reads them then).
+    pub hold_checks: bool,
+    /// Checks asked and not answered yet, with their answers.
+    pub held_checks: Vec<(CheckId, Vec<(Oid, RepoId)>)>,
     next_token: u64,
 }
 
@@ -189,6 +194,8 @@ impl Harness {
             remote: Vec::new(),
             trace: Vec::new(),
             client: None,
+            hold_checks: false,
+            held_checks: Vec::new(),
             next_token: 0,
         };
         h.input(Input::Hydrated);
@@ -203,6 +210,17 @@ impl Harness {
     /// Sends an event from a client; returns its OK (the last reply for it).
     pub fn send(&mut self, e: &Event) -> (bool, String) {
         self.send_from(e, Origin::Client)
+    }
+
+    /// Sends an event from a client without waiting for its OK (held behind a check).
+    pub fn post(&mut self, e: &Event) {
+        self.next_token += 1;
+        self.input(Input::Event {
+            token: ReplyToken(self.next_token),
+            event: VerifiedEvent::verify(e.clone()).expect("test events are signed"),
+            origin: Origin::Client,
+            received_at: Timestamp::from_secs(2_000_000_000),
+        });
     }
 
     pub fn send_from(&mut self, e: &Event, origin: Origin) -> (bool, String) {
@@ -256,8 +274,12 @@ impl Harness {
                             found.push((o, r.clone()));
                         }
                     }
-                    self.engine
-                        .handle_input(self.now, Input::ObjectsChecked { check, found });
+                    if self.hold_checks {
+                        self.held_checks.push((check, found));
+                    } else {
+                        self.engine
+                            .handle_input(self.now, Input::ObjectsChecked { check, found });
+                    }
                 }
                 Effect::ListRefs { request, url, .. } => self.remote.push(Remote::ListRefs {
                     request,
@@ -314,6 +336,13 @@ impl Harness {
                     self.journal.remove(&key.to_string());
                 }
             }
+        }
+    }
+
+    /// Answers every held object check, in the order asked.
+    pub fn answer_checks(&mut self) {
+        for (check, found) in std::mem::take(&mut self.held_checks) {
+            self.input(Input::ObjectsChecked { check, found });
         }
     }
 

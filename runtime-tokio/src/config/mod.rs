@@ -276,6 +276,10 @@ pub struct Config {
     /// bound them.
     #[arg(long, env = "GRASPD_MAX_WAITING_REPOS", default_value_t = 10_000)]
     pub max_waiting_repos: usize,
+    /// Most announcements of one identifier (one per key): what one more announcement
+    /// of an identifier costs grows with the others, and anyone may announce any.
+    #[arg(long, env = "GRASPD_MAX_REPOS_PER_IDENTIFIER", default_value_t = 1000)]
+    pub max_repos_per_identifier: usize,
 
     /// Most events one author may have waiting in purgatory at once.
     #[arg(long, env = "GRASPD_MAX_PURGATORY_PER_AUTHOR", default_value_t = 100)]

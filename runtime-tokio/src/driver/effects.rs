@@ -12,7 +12,8 @@ use crate::git_ops;
 use crate::relay::Verdict;
 
 impl Driver {
-    /// Drains and executes every effect, feeding inline results (object checks) back.
+    /// Drains and executes every effect. Object checks and remote requests run off this
+    /// task and come back as inputs.
     ///
     /// The event-store saves of each drained batch start first, so that their commit
     /// overlaps the git work ordered before them (aligning a repository, copying
@@ -80,11 +81,7 @@ impl Driver {
                 })
                 .await
             }
-            Effect::CheckObjects { check, repos, oids } => {
-                let found = self.check_objects(repos, oids).await;
-                self.engine
-                    .handle_input(clock::now(), Input::ObjectsChecked { check, found });
-            }
+            Effect::CheckObjects { check, repos, oids } => self.check_objects(check, repos, oids),
             Effect::ListRefs {
                 request,
                 url,
@@ -262,30 +259,26 @@ impl Driver {
         }
     }
 
-    async fn check_objects(&mut self, repos: Vec<RepoId>, oids: Vec<Oid>) -> Vec<(Oid, RepoId)> {
+    /// Starts an object check off the engine task (it opens up to
+    /// `grasp_core::Limits::repos_per_check` repositories); its answer comes back as an
+    /// input like a fetch's. At most [`super::CHECKS_IN_FLIGHT`] run at once, so that a
+    /// flood of checks cannot take every blocking thread from the git work the engine
+    /// task waits for.
+    fn check_objects(&mut self, check: grasp_core::CheckId, repos: Vec<RepoId>, oids: Vec<Oid>) {
         let dirs: Vec<(RepoId, std::path::PathBuf)> = repos
             .into_iter()
             .filter_map(|r| repo_path(&r).ok().map(|p| (r, self.repos.dir(&p))))
             .collect();
-        let wanted: Vec<String> = oids.iter().map(Oid::to_string).collect();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut found: Vec<(Oid, RepoId)> = Vec::new();
-            for (repo, dir) in dirs {
-                let Ok(have) = git_ops::existing_oids(&dir, &wanted) else {
-                    continue;
-                };
-                for h in have {
-                    if let Some(o) = Oid::parse(&h) {
-                        if !found.iter().any(|(x, _)| *x == o) {
-                            found.push((o, repo.clone()));
-                        }
-                    }
-                }
-            }
-            found
-        })
-        .await;
-        result.unwrap_or_default()
+        let (tx, permits) = (self.tx.clone(), std::sync::Arc::clone(&self.checks));
+        tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let found = tokio::task::spawn_blocking(move || find_objects(&dirs, oids))
+                .await
+                .unwrap_or_default();
+            let _ = tx
+                .send(Command::Result(Input::ObjectsChecked { check, found }))
+                .await;
+        });
     }
 
     async fn git<F>(&mut self, what: &'static str, repo: &RepoId, f: F)
@@ -323,4 +316,29 @@ fn journal_event(key: &JournalKey) -> Option<EventId> {
         }
         JournalKey::DomainWindow(_) => None,
     }
+}
+
+/// For each of `oids`, the first of `dirs` (in order) that has it; a repository is
+/// opened only while some object is still unfound, and asked only for those.
+fn find_objects(dirs: &[(RepoId, std::path::PathBuf)], mut oids: Vec<Oid>) -> Vec<(Oid, RepoId)> {
+    oids.sort();
+    oids.dedup();
+    let mut found = Vec::new();
+    for (repo, dir) in dirs {
+        if oids.is_empty() {
+            break;
+        }
+        let wanted: Vec<String> = oids.iter().map(Oid::to_string).collect();
+        let Ok(have) = git_ops::existing_oids(dir, &wanted) else {
+            continue;
+        };
+        oids.retain(|o| {
+            let here = have.contains(&o.to_string());
+            if here {
+                found.push((*o, repo.clone()));
+            }
+            !here
+        });
+    }
+    found
 }

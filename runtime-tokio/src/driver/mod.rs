@@ -3,6 +3,8 @@
 //! order, and re-arms one timer at the engine's earliest deadline. No polling tick,
 //! no lock held across an await, no protocol state outside the engine.
 
+#[cfg(test)]
+mod check_tests;
 mod clock;
 mod convert;
 mod effects;
@@ -42,6 +44,9 @@ use crate::git_ops::RepoRefs;
 use crate::relay::{ConnId, EventSink, Hub, Verdict};
 use crate::repo::{RepoPath, Repos};
 use crate::store::Store;
+
+/// Object checks running at once (each opens a few repositories on a blocking thread).
+const CHECKS_IN_FLIGHT: usize = 4;
 
 /// What the engine task is asked to do.
 pub(crate) enum Command {
@@ -92,6 +97,7 @@ pub fn engine_config(config: &Config) -> Result<EngineConfig, String> {
     c.limits.repos_per_author = config.max_repos_per_author;
     c.maintainer_model = config.maintainer_model;
     c.limits.waiting_repos_total = config.max_waiting_repos;
+    c.limits.repos_per_identifier = config.max_repos_per_identifier;
     c.limits.purgatory_per_author = config.max_purgatory_per_author;
     c.limits.purgatory_bytes_total =
         usize::try_from(config.max_purgatory_bytes).unwrap_or(usize::MAX);
@@ -123,6 +129,8 @@ pub(crate) struct Driver {
     next_token: u64,
     writes: writes::Writes,
     metrics: RuntimeMetrics,
+    /// Permits for object checks in flight.
+    checks: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// A cheap handle to the engine task: the relay's [`EventSink`] and the git endpoint's
@@ -168,6 +176,7 @@ pub async fn start(
         next_token: 0,
         writes: writes::Writes::default(),
         metrics: RuntimeMetrics::default(),
+        checks: std::sync::Arc::new(tokio::sync::Semaphore::new(CHECKS_IN_FLIGHT)),
     };
     driver.execute().await;
     tokio::spawn(driver.run(rx));
