@@ -395,3 +395,97 @@ async fn item8_ref_changed_while_graspd_was_down_is_seen_at_start() {
         )
         .await;
 }
+
+/// Issue 14, push exit time: the push's response no longer waits for journal commits,
+/// only for the released event's save. What a push reports `ok` must survive a
+/// `kill -9` right after: the ref (git's), the released state (stored before the
+/// response ended) and the PR tip's placeholder (rebuilt from the ref if its journal
+/// record was not yet durable).
+#[tokio::test]
+async fn kill9_right_after_a_push_reports_ok_keeps_what_it_released() {
+    let mut world = World::start().await;
+    let owner = Keys::generate();
+    let pk = owner.public_key();
+    world.announce(&owner, "acked", &[]).await;
+    let work = Work::init().await;
+    let c1 = work.commit("one").await;
+    let state = events::main_state(&owner, "acked", &c1, events::now());
+    world
+        .publish_purgatory(&state, "state before the push")
+        .await;
+    let url = world.repo_url(&pk, "acked");
+    let placeholder = grasp_tests::fixture::random_event_id();
+    let pr_ref = format!("{c1}:refs/nostr/{placeholder}");
+    work.push(&url, &["main", &pr_ref])
+        .await
+        .expect_ok("push of the state's commit and a placeholder");
+    world.server.kill9();
+
+    world.server.restart().await;
+    world.relay = RelayClient::connect(&world.server.relay_url()).await;
+    world
+        .wait_served(&[state.id], "state released by the acknowledged push")
+        .await;
+    world
+        .wait_refs(&pk, "acked", &[("refs/heads/main", &c1)])
+        .await;
+    let name = format!("refs/nostr/{placeholder}");
+    assert_eq!(world.refs(&pk, "acked").await.get(&name), Some(&c1));
+    assert_eq!(
+        placeholders(&world.server).await,
+        1,
+        "the placeholder is tracked after the restart"
+    );
+}
+
+/// A `refs/nostr/<id>` ref without its journal record (written by git while graspd was
+/// down, as a push cut by a crash leaves it) is adopted at start as a placeholder, so
+/// it expires like any other instead of staying forever.
+#[tokio::test]
+async fn a_placeholder_ref_without_its_record_is_adopted_at_start_and_expires() {
+    let options = Options::default().flag("--purgatory-expiry", "6s");
+    let mut world = World::start_with(options).await;
+    let owner = Keys::generate();
+    let pk = owner.public_key();
+    let hosted = world.hosted(&owner, "orphan", &[]).await;
+    world.server.kill9();
+    let repo = world.server.repo_dir(&pk, "orphan");
+    let name = format!("refs/nostr/{}", grasp_tests::fixture::random_event_id());
+    let tip = hosted.work.commit("orphan tip").await;
+    hosted
+        .work
+        .push(&repo.display().to_string(), &[&format!("{tip}:{name}")])
+        .await
+        .expect_ok("push straight into the bare repository");
+    world.server.restart().await;
+    world.relay = RelayClient::connect(&world.server.relay_url()).await;
+    assert_eq!(placeholders(&world.server).await, 1, "adopted at start");
+    assert_eq!(world.refs(&pk, "orphan").await.get(&name), Some(&tip));
+    // Expired like any placeholder: the ref goes, the branch stays.
+    eventually(
+        Duration::from_secs(60),
+        "the adopted placeholder expires",
+        || async {
+            let refs = world.refs(&pk, "orphan").await;
+            (!refs.contains_key(&name)).then_some(refs)
+        },
+    )
+    .await;
+    assert_eq!(placeholders(&world.server).await, 0);
+    world
+        .wait_refs(&pk, "orphan", &[("refs/heads/main", &hosted.main)])
+        .await;
+}
+
+/// The number of placeholders graspd holds, from `/metrics`.
+async fn placeholders(server: &Graspd) -> u64 {
+    let url = format!("{}/metrics", server.base_url());
+    let text = grasp_tests::http::get(&url, &[])
+        .await
+        .expect("metrics")
+        .text();
+    text.lines()
+        .find_map(|l| l.strip_prefix("graspd_purgatory_entries{kind=\"placeholder\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the placeholder gauge")
+}

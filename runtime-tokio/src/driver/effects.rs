@@ -170,7 +170,9 @@ impl Driver {
                 if self.writes.is_full() {
                     self.settle_one().await;
                 }
-                let id = journal_event(&record.key());
+                let key = record.key();
+                self.writes.supersede(&key.to_string());
+                let id = journal_event(&key);
                 self.writes
                     .other(id, "journal record", self.journal.put(&record));
             }
@@ -179,8 +181,17 @@ impl Driver {
                     self.settle_one().await;
                 }
                 // A failed forget is logged; the record is dropped at its deadline anyway.
-                self.writes
-                    .other(None, "journal forget", self.journal.forget(&key));
+                if matches!(key, JournalKey::Waiting(_)) {
+                    // After the release's save is durable (see `writes.rs`).
+                    let journal = self.journal.clone();
+                    self.writes
+                        .after_earlier(key.to_string(), "journal forget", move || {
+                            journal.forget(&key)
+                        });
+                } else {
+                    self.writes
+                        .other(None, "journal forget", self.journal.forget(&key));
+                }
             }
         }
     }

@@ -3,6 +3,7 @@
 //! order, and re-arms one timer at the engine's earliest deadline. No polling tick,
 //! no lock held across an await, no protocol state outside the engine.
 
+mod adopt;
 mod clock;
 mod convert;
 mod effects;
@@ -146,8 +147,10 @@ pub async fn start(
         })
         .await?;
     let waiting = journal.for_each(|r| engine.handle_input(now, Input::Restore(r)))?;
+    let deadline = now.plus(engine.config().purgatory_expiry);
+    let adopted = adopt::orphan_placeholders(&mut engine, &repos, &journal, now, deadline).await;
     engine.handle_input(clock::now(), Input::Hydrated);
-    tracing::info!(stored, journal = waiting, "engine hydrated");
+    tracing::info!(stored, journal = waiting, adopted, "engine hydrated");
     let (tx, rx) = mpsc::channel(4096);
     let limits = RemoteLimits {
         timeout: config.fetch_timeout,

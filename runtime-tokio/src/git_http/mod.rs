@@ -220,6 +220,7 @@ pub async fn post(
                 too_large_response: None,
                 after_success: None,
                 slot: None,
+                push_guard: None,
             })
         }
         Endpoint::ReceivePack => {
