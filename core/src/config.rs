@@ -38,6 +38,10 @@ pub struct Config {
     pub remote_concurrency: u32,
     /// Events more than this far in the future (by `created_at`) are refused.
     pub max_future_skew: Duration,
+    /// How long after a placeholder lapses its repository is pruned (5 min); lapses in
+    /// the repository meanwhile join that prune, so a repository is pruned at most once
+    /// per this interval however many placeholders an attacker lets lapse.
+    pub prune_delay: Duration,
     /// Caps that keep purgatory bounded.
     pub limits: Limits,
     /// Keys the engine's hash tables (SipHash-1-3), whose keys — event ids, coordinates —
@@ -140,6 +144,7 @@ impl Config {
             domain_window: Duration::from_secs(60),
             remote_concurrency: 32,
             max_future_skew: Duration::from_secs(15 * 60),
+            prune_delay: Duration::from_secs(5 * 60),
             limits: Limits::default(),
             hash_seed: 0,
             curation: Curation::default(),

@@ -32,6 +32,9 @@ pub(crate) enum TimerKey {
     /// key three times larger. (Memories of expired events lapse in
     /// [`crate::expired::ExpiredMemory`], at equal times after these.)
     Placeholder(Box<(RepoId, EventId)>),
+    /// A repository whose placeholders lapsed is pruned of the objects nothing needs
+    /// (see [`crate::Effect::PruneObjects`]).
+    Prune(Box<RepoId>),
 }
 
 /// A pending object check and what asked for it.

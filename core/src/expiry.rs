@@ -74,6 +74,7 @@ impl Engine {
     fn fire(&mut self, key: TimerKey) {
         match key {
             TimerKey::Placeholder(key) => self.expire_placeholder(&key.0, &key.1),
+            TimerKey::Prune(repo) => self.prune_repo(&repo),
         }
     }
 
@@ -149,6 +150,7 @@ impl Engine {
                 key: JournalKey::Placeholder(repo.clone(), *id),
             });
             self.counters.expired += 1;
+            self.schedule_prune(repo);
         }
     }
 

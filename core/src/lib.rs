@@ -67,6 +67,7 @@ mod oid;
 mod outcome;
 mod packed;
 mod placeholders;
+mod prune;
 mod pull_request;
 mod purgatory;
 mod push;

@@ -59,6 +59,7 @@ impl Engine {
                     name: format!("refs/nostr/{}", id.to_hex()),
                     target: None,
                 });
+                self.schedule_prune(repo);
             }
         }
         let tip = pr.tip.clone();

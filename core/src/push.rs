@@ -235,6 +235,7 @@ impl Engine {
                     name: u.name.clone(),
                     target: None,
                 });
+                self.schedule_prune(&repo);
                 continue;
             }
             let deadline = self.now.plus(self.config.purgatory_expiry);

@@ -49,6 +49,11 @@ impl<K: Ord + Clone> Timers<K> {
         }
     }
 
+    /// Whether `key` has a deadline.
+    pub(crate) fn is_armed(&self, key: &K) -> bool {
+        self.by_key.contains_key(key)
+    }
+
     /// Removes the deadline of `key`.
     pub(crate) fn cancel(&mut self, key: &K) {
         if let Some(old) = self.by_key.remove(key) {

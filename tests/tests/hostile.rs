@@ -489,3 +489,103 @@ async fn placeholders(server: &Graspd) -> u64 {
         .and_then(|v| v.trim().parse().ok())
         .expect("the placeholder gauge")
 }
+
+/// Item 2: the objects of lapsed anonymous placeholders are pruned. A placeholder
+/// carrying 8 MiB of incompressible data lapses; its repository's object store shrinks
+/// back, and the branch's objects stay whole.
+#[tokio::test]
+async fn item2_objects_of_lapsed_placeholders_are_pruned() {
+    let options = Options::default()
+        .flag("--purgatory-expiry", "6s")
+        .flag("--prune-delay", "1s")
+        .flag("--prune-grace", "0s");
+    let world = World::start_with(options).await;
+    let owner = Keys::generate();
+    let pk = owner.public_key();
+    let hosted = world.hosted(&owner, "pruned", &[]).await;
+    let repo = world.server.repo_dir(&pk, "pruned");
+    let baseline = objects_size(&repo);
+
+    let work = &hosted.work;
+    work.git(&["checkout", "-q", "-b", "junk"])
+        .await
+        .expect_ok("side branch");
+    std::fs::write(work.path().join("junk.bin"), noise(8 << 20)).expect("write junk");
+    work.git(&["add", "junk.bin"]).await.expect_ok("git add");
+    work.git(&["commit", "-q", "-m", "junk"])
+        .await
+        .expect_ok("git commit");
+    let junk = work.rev("HEAD").await;
+    let name = format!("refs/nostr/{}", grasp_tests::fixture::random_event_id());
+    work.push(&hosted.url, &[&format!("{junk}:{name}")])
+        .await
+        .expect_ok("anonymous placeholder push");
+    let grown = objects_size(&repo);
+    assert!(
+        grown >= baseline + (8 << 20),
+        "the placeholder's data landed: {baseline} → {grown} bytes"
+    );
+
+    let shrunk = eventually(
+        Duration::from_secs(60),
+        "the lapsed placeholder's objects are pruned",
+        || {
+            let size = objects_size(&repo);
+            async move { (size < baseline + (1 << 20)).then_some(size) }
+        },
+    )
+    .await;
+    assert!(
+        !world.refs(&pk, "pruned").await.contains_key(&name),
+        "the placeholder lapsed"
+    );
+    let fsck = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&repo)
+        .args(["fsck", "--connectivity-only", "--no-dangling"])
+        .output()
+        .expect("git fsck");
+    assert!(
+        fsck.status.success(),
+        "the repository is whole after the prune ({shrunk} bytes): {}",
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+    world
+        .wait_refs(&pk, "pruned", &[("refs/heads/main", &hosted.main)])
+        .await;
+    let (clone, _dir) = world
+        .git
+        .clone_repo(&world.repo_url(&pk, "pruned"), &[])
+        .await;
+    clone.expect_ok("the branch still clones");
+}
+
+/// Bytes of every file under the repository's `objects/`.
+fn objects_size(repo: &std::path::Path) -> u64 {
+    fn walk(dir: &std::path::Path) -> u64 {
+        std::fs::read_dir(dir).map_or(0, |entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => walk(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+    }
+    walk(&repo.join("objects"))
+}
+
+/// `len` bytes git cannot compress (xorshift).
+fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

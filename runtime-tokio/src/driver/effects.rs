@@ -166,6 +166,12 @@ impl Driver {
                 })
                 .await;
             }
+            Effect::PruneObjects { repo, keep } => {
+                let Ok(p) = repo_path(&repo) else { return };
+                let keep = keep.iter().map(Oid::to_string).collect();
+                // In the background, one at a time, never during a push (housekeeping.rs).
+                self.repos.housekeeping().prune(&self.repos.dir(&p), keep);
+            }
             Effect::Persist { record } => {
                 if self.writes.is_full() {
                     self.settle_one().await;

@@ -78,6 +78,7 @@ pub fn engine_config(config: &Config) -> Result<EngineConfig, String> {
         .map_err(|e| format!("bad public URL: {e}"))?;
     let mut c = EngineConfig::new(url);
     c.purgatory_expiry = config.purgatory_expiry;
+    c.prune_delay = config.prune_delay;
     c.announcement_soft_expiry = config.announcement_soft_expiry;
     c.client_delay = config.client_sync_delay;
     c.sync_delay = config.sync_delay;
