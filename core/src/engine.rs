@@ -137,6 +137,7 @@ impl Engine {
                 refs,
                 client,
             } => self.on_push_applied(repo, updates, refs, client),
+            Input::RefsSeen { repo, refs } => self.on_refs_seen(&repo, &refs),
             Input::ObjectsChecked { check, found } => self.on_objects_checked(check, found),
             Input::RefsListed { request, refs } => self.on_refs_listed(request, refs),
             Input::Fetched {
@@ -175,6 +176,7 @@ impl Engine {
     pub fn poll_timeout(&self) -> Option<Time> {
         [
             self.purgatory.next_expiry(),
+            self.next_final_check(),
             self.timers.next(),
             self.purgatory.expired.next(),
             self.sync.next_timer(),

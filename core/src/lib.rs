@@ -56,6 +56,7 @@ mod engine;
 mod event;
 mod expired;
 mod expiry;
+mod final_check;
 mod id_key;
 mod ident;
 mod input;

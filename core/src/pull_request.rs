@@ -65,7 +65,9 @@ impl Engine {
         let tip = pr.tip.clone();
         self.enter_purgatory(e, &d, Waiting::pull_request(pr), origin, Some(token));
         match tip {
-            Ok(oid) if !hosted.is_empty() => self.check_objects(&d, vec![oid], Some(id)),
+            Ok(oid) if !hosted.is_empty() => {
+                self.check_objects(&d, vec![oid], Some(id));
+            }
             _ => self.finalize_waiting(&id),
         }
     }

@@ -120,6 +120,11 @@ impl<K: Ord> DeadlineSet<K> {
         self.earliest
     }
 
+    /// The deadlines from `from` on, earliest first.
+    pub(crate) fn iter_from(&self, from: (Time, K)) -> impl Iterator<Item = &(Time, K)> {
+        self.set.range(from..)
+    }
+
     /// Removes and returns the earliest key due at `now`, if any.
     pub(crate) fn pop_due(&mut self, now: Time) -> Option<K> {
         if self.earliest? > now {

@@ -1,7 +1,7 @@
 //! Entering purgatory, the delayed verdict after an object check, and leaving it other
 //! than by release (superseded, withdrawn, deleted).
 
-use crate::effect::{Effect, ReplyToken};
+use crate::effect::{CheckId, Effect, ReplyToken};
 use crate::engine::{Engine, PURGATORY_MESSAGE, PendingCheck};
 use crate::event::Origin;
 use crate::packed::PackedEvent;
@@ -78,19 +78,19 @@ impl Engine {
     }
 
     /// Asks which of `oids` exist in the repositories of `d`; the answer runs the release
-    /// path and, for `event`, sends its verdict.
+    /// path and, for `event`, sends its verdict. Returns the check, if one was asked.
     pub(crate) fn check_objects(
         &mut self,
         d: &str,
         oids: Vec<crate::oid::Oid>,
         event: Option<nostr::prelude::EventId>,
-    ) {
+    ) -> Option<CheckId> {
         let repos = self.repos.repos(d);
         if repos.is_empty() || oids.is_empty() {
             if let Some(id) = event {
                 self.finalize_waiting(&id);
             }
-            return;
+            return None;
         }
         let check = self.next_check();
         self.checks.insert(
@@ -101,6 +101,7 @@ impl Engine {
             },
         );
         self.emit(Effect::CheckObjects { check, repos, oids });
+        Some(check)
     }
 
     /// After an announcement appears or changes, its repository may already be governed by

@@ -589,3 +589,36 @@ fn noise(len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Item 8: a ref moved while graspd runs by a path it does not see (here a push straight
+/// into the bare repository, as a git child that outlived a killed graspd would) is
+/// picked up by the retried push, which finds nothing to send ("Everything up-to-date"):
+/// its ref advertisement releases the state.
+#[tokio::test]
+async fn item8_a_push_that_changes_nothing_releases_what_is_already_there() {
+    let world = World::start().await;
+    let owner = Keys::generate();
+    let pk = owner.public_key();
+    world.announce(&owner, "unseen", &[]).await;
+    let work = Work::init().await;
+    let c1 = work.commit("one").await;
+    let state = events::main_state(&owner, "unseen", &c1, events::now());
+    world.publish_purgatory(&state, "state").await;
+    let repo = world.server.repo_dir(&pk, "unseen");
+    work.push(&repo.display().to_string(), &["main"])
+        .await
+        .expect_ok("push straight into the bare repository");
+    world
+        .assert_not_served(state.id, "nothing told graspd yet")
+        .await;
+    let out = work.push(&world.repo_url(&pk, "unseen"), &["main"]).await;
+    out.expect_ok("the retried push");
+    assert!(
+        out.stderr.contains("Everything up-to-date"),
+        "the retry had nothing to send: {}",
+        out.stderr
+    );
+    world
+        .wait_served(&[state.id], "state released by the up-to-date push")
+        .await;
+}

@@ -141,6 +141,10 @@ pub struct Harness {
     pub trace: Vec<(Time, Effect)>,
     /// The address pushes come from.
     pub client: Option<String>,
+    /// When set, object checks are kept in `held_checks` instead of answered.
+    pub hold_checks: bool,
+    /// The checks not answered (with `hold_checks`).
+    pub held_checks: Vec<CheckId>,
     next_token: u64,
 }
 
@@ -163,6 +167,8 @@ impl Harness {
             remote: Vec::new(),
             trace: Vec::new(),
             client: None,
+            hold_checks: false,
+            held_checks: Vec::new(),
             next_token: 0,
         };
         h.input(Input::Hydrated);
@@ -219,6 +225,9 @@ impl Harness {
                     self.objects.remove(&repo);
                     self.refs.remove(&repo);
                     self.heads.remove(&repo);
+                }
+                Effect::CheckObjects { check, .. } if self.hold_checks => {
+                    self.held_checks.push(check);
                 }
                 Effect::CheckObjects { check, repos, oids } => {
                     let mut found = Vec::new();

@@ -63,6 +63,11 @@ pub(crate) enum Command {
         done: oneshot::Sender<()>,
     },
     Result(Input),
+    /// A push's ref advertisement showed these refs (see [`PushAuthorizer::refs_seen`]).
+    RefsSeen {
+        repo: RepoId,
+        refs: Vec<(String, Oid)>,
+    },
     View {
         reply: oneshot::Sender<View>,
         /// Whether to include every waiting event and sync entry.
@@ -258,6 +263,11 @@ impl Driver {
                     self.metrics.sync_release(started.elapsed());
                 }
             }
+            Command::RefsSeen { repo, refs } => {
+                self.engine
+                    .handle_input(now, Input::RefsSeen { repo, refs });
+                self.execute().await;
+            }
             Command::View { reply, entries } => {
                 let _ = reply.send(View::of(&self.engine, &self.metrics, entries));
             }
@@ -336,6 +346,15 @@ impl PushAuthorizer for EngineHandle {
             }
             Err(_) => refuse_all("the server is shutting down"),
         }
+    }
+
+    async fn refs_seen(&self, repo: &RepoPath, refs: &RepoRefs) {
+        let cmd = Command::RefsSeen {
+            repo: convert::repo_id(repo),
+            refs: convert::refs(refs),
+        };
+        // Best effort: a full queue drops it (the check before expiry catches up).
+        let _ = self.tx.try_send(cmd);
     }
 
     async fn after_push(

@@ -175,6 +175,17 @@ async fn after_push(
     }
 }
 
+/// A push's ref advertisement of `repo` went out: tell the authorizer the refs it showed,
+/// in the background (a push that changes nothing ends with it).
+pub(crate) fn advertised(authorizer: Arc<dyn PushAuthorizer>, repo: RepoPath, dir: PathBuf) {
+    tokio::spawn(async move {
+        match read_refs(dir).await {
+            Ok(refs) => authorizer.refs_seen(&repo, &refs).await,
+            Err(e) => tracing::debug!(%repo, "cannot read refs after an advertisement: {e}"),
+        }
+    });
+}
+
 async fn read_refs(dir: PathBuf) -> Result<RepoRefs, String> {
     match tokio::task::spawn_blocking(move || list_refs(&dir)).await {
         Ok(Ok(refs)) => Ok(refs),
