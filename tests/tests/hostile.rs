@@ -535,6 +535,11 @@ async fn item2_objects_of_lapsed_placeholders_are_pruned() {
         },
     )
     .await;
+    // Reported for docs/performance.md (sizes, not times).
+    eprintln!(
+        "objects of the repository: {baseline} B hosted, {grown} B with the placeholder, \
+         {shrunk} B after its expiry and prune"
+    );
     assert!(
         !world.refs(&pk, "pruned").await.contains_key(&name),
         "the placeholder lapsed"
