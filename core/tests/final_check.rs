@@ -202,7 +202,11 @@ fn a_late_answer_that_finds_nothing_expires_the_entry_at_once() {
         found: Vec::new(),
     });
     assert!(!h.is_stored(&st.id));
-    assert_eq!(h.engine.metrics().purgatory_states, 0, "expired on the answer");
+    assert_eq!(
+        h.engine.metrics().purgatory_states,
+        0,
+        "expired on the answer"
+    );
 }
 
 #[test]
