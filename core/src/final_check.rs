@@ -5,14 +5,15 @@
 //! a `git receive-pack` that outlived a killed graspd and moved a ref after the restart,
 //! an operator's push straight into the bare repository — and then a waiting event
 //! would expire although its data is there (and a retried push says "Everything
-//! up-to-date" and releases nothing). Two checks close that:
+//! up-to-date" and releases nothing). Three looks close that:
 //! - **before a deadline**: every entry's identifier is checked again between one and two
 //!   [`crate::Config::final_check_lead`] before the entry expires (one check per
 //!   identifier for every entry due in that span, so a busy purgatory costs one check per
 //!   lead, not one per entry); what the check finds is released on the one release path,
 //!   and while such a check has not answered no entry expires (the driver answers a check
-//!   in milliseconds, so this holds expiry only when a deadline falls inside that time —
-//!   or when the lead is longer than the purgatory expiry);
+//!   in milliseconds, so this holds expiry only when a deadline falls inside that time);
+//!   a deadline set inside the span already checked (a purgatory expiry shorter than two
+//!   leads) brings the check back for it;
 //! - **at startup**: hydration checks every waiting identifier *before* expiring what
 //!   expired while graspd was down, and holds those expiries until the checks answered;
 //! - **on a push that changes nothing**: `git push` reads the ref advertisement, finds
@@ -20,7 +21,9 @@
 //!   see; the driver reports the advertised refs ([`crate::Input::RefsSeen`]) and what
 //!   they satisfy is released.
 //!
-//! The deadlines themselves never move.
+//! The deadlines themselves never move; an entry outlives its deadline only while a check
+//! that could release it has not answered. Not watched: a ref that moves by such a path
+//! while nothing is near its deadline and no push comes is seen at the next of these.
 
 use crate::effect::CheckId;
 use crate::engine::Engine;
