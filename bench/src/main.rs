@@ -8,6 +8,8 @@
 //!   reaching a live subscriber.
 //! - `clone`: clone from graspd vs a local `git clone --no-local` and vs `git
 //!   http-backend`; graspd's memory growth during a large push and clone.
+//! - `push`: `git push` exit time of a one-commit push vs the same push to `git
+//!   http-backend`.
 //! - `memory`: graspd's resident memory per purgatory entry with 100k entries.
 //! - `idle`: graspd's resident memory per idle websocket with 10,000 open.
 //! - `flood`: slowloris and idle-socket floods from one address against the defaults.
@@ -29,6 +31,7 @@ mod idle;
 mod ingest;
 mod load;
 mod memory;
+mod push_exit;
 mod push_fetch;
 mod release;
 mod repo_gen;
@@ -61,6 +64,7 @@ enum Bench {
     Ingest,
     Release,
     Clone,
+    Push,
     Memory,
     Idle,
     Flood,
@@ -100,6 +104,7 @@ async fn main() {
             Bench::Release,
             Bench::Ingest,
             Bench::Clone,
+            Bench::Push,
             Bench::Memory,
             Bench::Idle,
             Bench::Flood,
@@ -116,6 +121,7 @@ async fn main() {
             Bench::Ingest => ingest::run(scale).await,
             Bench::Release => release::run(scale).await,
             Bench::Clone => clone::run(scale).await,
+            Bench::Push => push_exit::run(scale).await,
             Bench::Memory => memory::run(scale).await,
             Bench::Idle => idle::run(scale).await,
             Bench::Flood => flood::run(scale).await,

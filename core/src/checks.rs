@@ -36,24 +36,25 @@ impl Engine {
         event: Option<EventId>,
         first: &[RepoId],
         author: &PublicKey,
-    ) {
+    ) -> Option<CheckId> {
         let repos = self.check_repos(d, first, author);
-        self.check_in(d, repos, oids, event);
+        self.check_in(d, repos, oids, event)
     }
 
-    /// Asks which of `oids` exist in `repos` (of identifier `d`).
+    /// Asks which of `oids` exist in `repos` (of identifier `d`); returns the check, if
+    /// one was asked.
     pub(crate) fn check_in(
         &mut self,
         d: &str,
         repos: Vec<RepoId>,
         oids: Vec<Oid>,
         event: Option<EventId>,
-    ) {
+    ) -> Option<CheckId> {
         if repos.is_empty() || oids.is_empty() {
             if let Some(id) = event {
                 self.finalize_waiting(&id);
             }
-            return;
+            return None;
         }
         let check = self.next_check();
         self.checks.insert(
@@ -65,6 +66,7 @@ impl Engine {
             },
         );
         self.emit(Effect::CheckObjects { check, repos, oids });
+        Some(check)
     }
 
     /// The repositories of `d` (that exist now) a check for data of `author` looks in,
@@ -197,6 +199,10 @@ impl Engine {
         }
         if let Some(id) = pending.event {
             self.finalize_waiting(&id);
+        }
+        if self.final_check_answered(check) {
+            // The checks expiry waited for are in: what they did not release expires now.
+            self.on_timeout();
         }
     }
 }

@@ -38,6 +38,14 @@ pub struct Config {
     pub remote_concurrency: u32,
     /// Events more than this far in the future (by `created_at`) are refused.
     pub max_future_skew: Duration,
+    /// How long before an entry's deadline its objects are checked again (30 s), so that
+    /// nothing expires while its data sits in the repository (put there by a path the
+    /// engine did not see: a push that changed nothing, a ref moved by hand).
+    pub final_check_lead: Duration,
+    /// How long after a placeholder lapses its repository is pruned (5 min); lapses in
+    /// the repository meanwhile join that prune, so a repository is pruned at most once
+    /// per this interval however many placeholders an attacker lets lapse.
+    pub prune_delay: Duration,
     /// Caps that keep purgatory bounded.
     pub limits: Limits,
     /// Keys the engine's hash tables (SipHash-1-3), whose keys — event ids, coordinates —
@@ -158,6 +166,8 @@ impl Config {
             domain_window: Duration::from_secs(60),
             remote_concurrency: 32,
             max_future_skew: Duration::from_secs(15 * 60),
+            prune_delay: Duration::from_secs(5 * 60),
+            final_check_lead: Duration::from_secs(30),
             limits: Limits::default(),
             hash_seed: 0,
             curation: Curation::default(),

@@ -159,6 +159,18 @@ pub enum Effect {
         /// The new target, or `None` to delete.
         target: Option<Oid>,
     },
+    /// Remove from the repository the objects no ref reaches — those of lapsed
+    /// placeholders — except the ones reachable from `keep`, which waiting events need
+    /// before any ref names them. No result input: a failed or skipped prune leaves only
+    /// garbage, which the next one removes. The driver runs it in the background, never
+    /// during a push into the repository, and spares objects that just landed (a fetch
+    /// the engine has not heard of yet).
+    PruneObjects {
+        /// The repository.
+        repo: RepoId,
+        /// Objects to keep with everything they reach (the driver skips absent ones).
+        keep: Vec<Oid>,
+    },
     /// Write the record to the purgatory journal durably (replacing any with its key).
     Persist {
         /// The record.

@@ -32,6 +32,9 @@ pub(crate) enum TimerKey {
     /// key three times larger. (Memories of expired events lapse in
     /// [`crate::expired::ExpiredMemory`], at equal times after these.)
     Placeholder(Box<(RepoId, EventId)>),
+    /// A repository whose placeholders lapsed is pruned of the objects nothing needs
+    /// (see [`crate::Effect::PruneObjects`]).
+    Prune(Box<RepoId>),
 }
 
 /// A pending object check and what asked for it.
@@ -137,6 +140,7 @@ impl Engine {
                 refs,
                 client,
             } => self.on_push_applied(repo, updates, refs, client),
+            Input::RefsSeen { repo, refs } => self.on_refs_seen(&repo, &refs),
             Input::ObjectsChecked { check, found } => self.on_objects_checked(check, found),
             Input::RefsListed { request, refs } => self.on_refs_listed(request, refs),
             Input::Fetched {
@@ -175,6 +179,7 @@ impl Engine {
     pub fn poll_timeout(&self) -> Option<Time> {
         [
             self.purgatory.next_expiry(),
+            self.next_final_check(),
             self.timers.next(),
             self.purgatory.expired.next(),
             self.sync.next_timer(),

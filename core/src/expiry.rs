@@ -27,20 +27,28 @@ impl Engine {
         }
     }
 
-    /// Fires every due deadline in `(time, kind, key)` order: at equal times purgatory
-    /// entries first (in id order), then placeholders, expired memories (in id order) and
-    /// sync attempts, as when they were all kinds of one timer key in this order.
+    /// Fires every due deadline in `(time, kind, key)` order: at equal times the checks
+    /// before expiry first, then purgatory entries (in id order), placeholders, expired
+    /// memories (in id order) and sync attempts, as when they were all kinds of one timer
+    /// key in this order.
     pub(crate) fn on_timeout(&mut self) {
         let now = self.now;
         loop {
+            let check = self.next_final_check().filter(|t| *t <= now);
             let entry = self.purgatory.next_expiry().filter(|t| *t <= now);
             let other = self.timers.next().filter(|t| *t <= now);
             let memory = self.purgatory.expired.next().filter(|t| *t <= now);
             let sync = self.sync.next_timer().filter(|t| *t <= now);
-            let Some(first) = [entry, other, memory, sync].into_iter().flatten().min() else {
+            let Some(first) = [check, entry, other, memory, sync]
+                .into_iter()
+                .flatten()
+                .min()
+            else {
                 break;
             };
-            if entry == Some(first) {
+            if check == Some(first) {
+                self.run_final_checks();
+            } else if entry == Some(first) {
                 if let Some(id) = self.purgatory.pop_expired(now) {
                     self.expire_entry(&id);
                 }
@@ -74,6 +82,7 @@ impl Engine {
     fn fire(&mut self, key: TimerKey) {
         match key {
             TimerKey::Placeholder(key) => self.expire_placeholder(&key.0, &key.1),
+            TimerKey::Prune(repo) => self.prune_repo(&repo),
         }
     }
 
@@ -149,6 +158,7 @@ impl Engine {
                 key: JournalKey::Placeholder(repo.clone(), *id),
             });
             self.counters.expired += 1;
+            self.schedule_prune(repo);
         }
     }
 
@@ -297,10 +307,10 @@ impl Engine {
         }
     }
 
-    /// Startup done: expire what expired while down (downtime counts), then look for data
-    /// that landed just before a crash and resume syncing.
+    /// Startup done: look for data that landed just before a crash (or while down), expire
+    /// what expired while down (downtime counts) once those checks answered, and resume
+    /// syncing.
     pub(crate) fn on_hydrated(&mut self) {
-        self.on_timeout();
         // In name order, as the effects were before identifiers were interned.
         let mut ds: Vec<(String, Ident)> = self
             .purgatory
@@ -317,5 +327,8 @@ impl Engine {
                 self.schedule_sync(d, Origin::Sync);
             }
         }
+        // Nothing expires before those checks answered (see `final_check.rs`).
+        self.hold_expiry_for_checks();
+        self.on_timeout();
     }
 }

@@ -23,6 +23,9 @@ impl From<&EventId> for IdKey {
 }
 
 impl IdKey {
+    /// The smallest key (all-zero id), a lower bound for ranges.
+    pub(crate) const MIN: IdKey = IdKey([0; 4]);
+
     /// The event id back.
     pub(crate) fn event_id(&self) -> EventId {
         let mut b = [0u8; 32];

@@ -35,6 +35,17 @@ pub enum Input {
         /// The pushing client's address, as in its [`PushRequest`].
         client: Option<String>,
     },
+    /// A repository's refs as a push's ref advertisement showed them: the objects they
+    /// name are here. Releases what they satisfy — the push that changed nothing
+    /// ("Everything up-to-date") after a ref moved by a path the engine did not see.
+    /// Anyone may ask for an advertisement, so this only ever releases: it neither
+    /// restarts a deadline nor writes anything else.
+    RefsSeen {
+        /// The repository.
+        repo: RepoId,
+        /// Its refs.
+        refs: Vec<(String, Oid)>,
+    },
     /// The answer to [`crate::Effect::CheckObjects`]: which objects exist where.
     ObjectsChecked {
         /// The check.

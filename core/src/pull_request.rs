@@ -59,13 +59,14 @@ impl Engine {
                     name: format!("refs/nostr/{}", id.to_hex()),
                     target: None,
                 });
+                self.schedule_prune(repo);
             }
         }
         let (tip, author) = (pr.tip.clone(), e.pubkey);
         self.enter_purgatory(e, &d, Waiting::pull_request(pr), origin, Some(token));
         match tip {
             Ok(oid) if !hosted.is_empty() => {
-                self.check_objects(&d, vec![oid], Some(id), &hosted, &author)
+                self.check_objects(&d, vec![oid], Some(id), &hosted, &author);
             }
             _ => self.finalize_waiting(&id),
         }

@@ -227,6 +227,8 @@ pub(crate) struct Purgatory {
     pub(crate) expired: crate::expired::ExpiredMemory,
     /// What the entries of each identifier need.
     pub(crate) needs: NeedIndex,
+    /// The fresh object checks that come before expiry.
+    pub(crate) final_check: crate::final_check::FinalCheck,
 }
 
 impl Purgatory {
@@ -241,6 +243,7 @@ impl Purgatory {
             placeholders: crate::placeholders::Placeholders::default(),
             expired: crate::expired::ExpiredMemory::default(),
             needs: NeedIndex::default(),
+            final_check: crate::final_check::FinalCheck::default(),
         }
     }
 
@@ -278,6 +281,7 @@ impl Purgatory {
         load.bytes += size;
         self.bytes += size;
         self.needs.add(&entry);
+        self.final_check.cover(entry.expires_at());
         self.expiry.insert(entry.expires_at(), key);
         self.entries.insert(key, Box::new(entry));
     }
@@ -332,17 +336,33 @@ impl Purgatory {
             None if e.forget_at().is_some() => e.pending = Pending::Nothing,
             None => {}
         }
+        self.final_check.cover(e.expires_at());
         self.expiry.insert(e.expires_at(), key);
     }
 
-    /// The earliest entry expiry.
+    /// The earliest entry expiry; `None` while expiry is held for object checks (see
+    /// [`crate::final_check`]).
     pub(crate) fn next_expiry(&self) -> Option<Time> {
+        if self.final_check.is_holding() {
+            return None;
+        }
         self.expiry.next()
+    }
+
+    /// The entries expiring after `t`, earliest first.
+    pub(crate) fn expiring_after(&self, t: Time) -> impl Iterator<Item = (Time, EventId)> + '_ {
+        let from = Time::from_millis(t.as_millis().saturating_add(1));
+        self.expiry
+            .iter_from((from, IdKey::MIN))
+            .map(|(t, k)| (*t, k.event_id()))
     }
 
     /// Removes and returns the entry whose expiry is earliest and due at `now`, if any
     /// (the entry stays: the caller expires it or sets its next expiry).
     pub(crate) fn pop_expired(&mut self, now: Time) -> Option<EventId> {
+        if self.final_check.is_holding() {
+            return None;
+        }
         self.expiry.pop_due(now).map(|k| k.event_id())
     }
 

@@ -79,6 +79,15 @@ impl Engine {
         PushVerdict { refs }
     }
 
+    /// Whether `refs/nostr/<id>` in `repo` is accounted for: a placeholder, a waiting or
+    /// a stored pull request. At startup the driver adopts any other as a placeholder: a
+    /// ref git wrote just before a crash, before (or without) its journal record.
+    pub fn is_known_nostr_ref(&self, repo: &RepoId, id: &EventId) -> bool {
+        self.purgatory.placeholders.contains(repo, id)
+            || self.purgatory.contains(id)
+            || self.pr_tips.contains_key(id)
+    }
+
     /// Whether update `u` of `repo` would create a new placeholder: a `refs/nostr/<id>`
     /// whose event is neither waiting nor stored, and which has none yet.
     fn makes_placeholder(&self, repo: &RepoId, u: &RefUpdate) -> bool {
@@ -248,6 +257,7 @@ impl Engine {
                     name: u.name.clone(),
                     target: None,
                 });
+                self.schedule_prune(&repo);
                 continue;
             }
             let deadline = self.now.plus(self.config.purgatory_expiry);

@@ -49,6 +49,11 @@ impl<K: Ord + Clone> Timers<K> {
         }
     }
 
+    /// Whether `key` has a deadline.
+    pub(crate) fn is_armed(&self, key: &K) -> bool {
+        self.by_key.contains_key(key)
+    }
+
     /// Removes the deadline of `key`.
     pub(crate) fn cancel(&mut self, key: &K) {
         if let Some(old) = self.by_key.remove(key) {
@@ -113,6 +118,11 @@ impl<K: Ord> DeadlineSet<K> {
     /// The earliest deadline.
     pub(crate) fn next(&self) -> Option<Time> {
         self.earliest
+    }
+
+    /// The deadlines from `from` on, earliest first.
+    pub(crate) fn iter_from(&self, from: (Time, K)) -> impl Iterator<Item = &(Time, K)> {
+        self.set.range(from..)
     }
 
     /// Removes and returns the earliest key due at `now`, if any.

@@ -20,6 +20,7 @@ pub mod config;
 pub mod driver;
 pub mod git_http;
 pub mod git_ops;
+pub mod housekeeping;
 pub mod http;
 pub mod listener;
 pub mod ops;

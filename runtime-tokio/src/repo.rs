@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use nostr::prelude::{FromBech32, PublicKey, ToBech32};
 
+use crate::housekeeping::Housekeeping;
+
 /// Longest repository identifier accepted (bytes). NIP-34 sets none; this keeps the
 /// directory name well under every filesystem's limit.
 pub const MAX_IDENTIFIER_LEN: usize = 128;
@@ -119,16 +121,33 @@ impl fmt::Display for RepoPath {
     }
 }
 
-/// The directory holding every bare repository (`<data>/repos`).
+/// The directory holding every bare repository (`<data>/repos`), and their upkeep.
 #[derive(Debug, Clone)]
 pub struct Repos {
     root: PathBuf,
+    housekeeping: Housekeeping,
 }
 
+/// The default `--prune-grace`.
+const DEFAULT_PRUNE_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl Repos {
-    /// Repositories under `root`.
+    /// Repositories under `root`, pruned with the default grace period.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self::with_prune_grace(root, DEFAULT_PRUNE_GRACE)
+    }
+
+    /// Repositories under `root` whose prunes keep objects younger than `grace`.
+    pub fn with_prune_grace(root: impl Into<PathBuf>, grace: std::time::Duration) -> Self {
+        Self {
+            root: root.into(),
+            housekeeping: Housekeeping::new(grace),
+        }
+    }
+
+    /// The background upkeep of these repositories (maintenance after pushes, prunes).
+    pub fn housekeeping(&self) -> &Housekeeping {
+        &self.housekeeping
     }
 
     /// The repos directory.

@@ -70,7 +70,7 @@ impl Server {
         let _ =
             tokio::task::spawn_blocking(move || crate::children::clean_leftovers(&repos_dir)).await;
         let store = Store::open(&config.events_dir()).await?;
-        let repos = Repos::new(config.repos_dir());
+        let repos = Repos::with_prune_grace(config.repos_dir(), config.prune_grace);
         Ok(Self {
             config: Arc::new(config),
             store,

@@ -85,6 +85,7 @@ impl Driver {
             Effect::CopyObjects { from, to, oids } => self.store.copy(from, to, oids),
             Effect::AlignRepo { repo, refs, head } => self.store.align(repo, refs, head),
             Effect::SetRef { repo, name, target } => self.store.set_ref(repo, name, *target),
+            Effect::PruneObjects { repo, keep } => self.store.prune(repo, keep),
             Effect::Persist { record } => {
                 self.store.journal.insert(record.key(), record.clone());
             }

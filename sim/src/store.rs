@@ -120,6 +120,15 @@ impl Store {
         }
     }
 
+    /// `git prune` (without a grace period: the harshest): every object that no ref of
+    /// the repository names and `keep` does not list goes.
+    pub fn prune(&mut self, repo: &RepoId, keep: &[Oid]) {
+        if let Some(r) = self.repos.get_mut(repo) {
+            let named: BTreeSet<Oid> = r.refs.values().copied().collect();
+            r.objects.retain(|o| named.contains(o) || keep.contains(o));
+        }
+    }
+
     /// Whether a repository holds every one of `oids`.
     pub fn holds_all(&self, repo: &RepoId, oids: &[Oid]) -> bool {
         self.repos

@@ -384,7 +384,10 @@ impl<'w> Sim<'w> {
                 }
                 Effect::DeleteRepo { repo } => panic!("the engine deleted {} during sync", repo.d),
                 Effect::DeleteEvents { .. } => panic!("nothing here deletes events"),
-                Effect::SetRef { .. } | Effect::Persist { .. } | Effect::Forget { .. } => {}
+                Effect::SetRef { .. }
+                | Effect::Persist { .. }
+                | Effect::Forget { .. }
+                | Effect::PruneObjects { .. } => {}
             }
         }
     }

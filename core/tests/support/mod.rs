@@ -329,6 +329,13 @@ impl Harness {
                         None => r.remove(&name),
                     };
                 }
+                Effect::PruneObjects { repo, keep } => {
+                    // As `git prune`: what no ref names and `keep` does not list goes.
+                    let refs = self.refs.get(&repo).cloned().unwrap_or_default();
+                    if let Some(objects) = self.objects.get_mut(&repo) {
+                        objects.retain(|o| keep.contains(o) || refs.values().any(|r| r == o));
+                    }
+                }
                 Effect::Persist { record } => {
                     self.journal.insert(record.key().to_string(), record);
                 }

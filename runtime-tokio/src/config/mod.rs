@@ -319,6 +319,17 @@ pub struct Config {
     #[arg(long, env = "GRASPD_MAX_PLACEHOLDERS", default_value_t = 25_000)]
     pub max_placeholders: usize,
 
+    /// How long after a `refs/nostr/` placeholder expires its repository's unreachable
+    /// objects are pruned; further expiries in that repository meanwhile join the same
+    /// prune, so a repository is pruned at most once per this interval.
+    #[arg(long, env = "GRASPD_PRUNE_DELAY", default_value = "5min", value_parser = parse_duration)]
+    pub prune_delay: Duration,
+
+    /// Objects younger than this survive a prune (a fetch or copy that just landed and is
+    /// not referenced yet).
+    #[arg(long, env = "GRASPD_PRUNE_GRACE", default_value = "10min", value_parser = parse_duration)]
+    pub prune_grace: Duration,
+
     /// Log filter: a level (error, warn, info, debug, trace, off) or tracing directives
     /// such as `info,grasp_runtime=debug`; an unknown level is refused. Logs go to
     /// stderr, coloured only on a terminal and never with `NO_COLOR` set.
@@ -463,6 +474,8 @@ mod tests {
         assert_eq!(config.event_burst, 500);
         assert_eq!(config.max_push_size, 2 << 30);
         assert_eq!(config.purgatory_expiry, Duration::from_secs(30 * 60));
+        assert_eq!(config.prune_delay, Duration::from_secs(5 * 60));
+        assert_eq!(config.prune_grace, Duration::from_secs(10 * 60));
         assert_eq!(config.domain_concurrency, 5);
         assert_eq!(config.domain_rate_per_minute, 30);
         assert_eq!(config.client_sync_delay, Duration::from_secs(180));

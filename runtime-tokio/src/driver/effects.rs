@@ -163,11 +163,19 @@ impl Driver {
                 })
                 .await;
             }
+            Effect::PruneObjects { repo, keep } => {
+                let Ok(p) = repo_path(&repo) else { return };
+                let keep = keep.iter().map(Oid::to_string).collect();
+                // In the background, one at a time, never during a push (housekeeping.rs).
+                self.repos.housekeeping().prune(&self.repos.dir(&p), keep);
+            }
             Effect::Persist { record } => {
                 if self.writes.is_full() {
                     self.settle_one().await;
                 }
-                let id = journal_event(&record.key());
+                let key = record.key();
+                self.writes.supersede(&key.to_string());
+                let id = journal_event(&key);
                 self.writes
                     .other(id, "journal record", self.journal.put(&record));
             }
@@ -176,8 +184,17 @@ impl Driver {
                     self.settle_one().await;
                 }
                 // A failed forget is logged; the record is dropped at its deadline anyway.
-                self.writes
-                    .other(None, "journal forget", self.journal.forget(&key));
+                if matches!(key, JournalKey::Waiting(_)) {
+                    // After the release's save is durable (see `writes.rs`).
+                    let journal = self.journal.clone();
+                    self.writes
+                        .after_earlier(key.to_string(), "journal forget", move || {
+                            journal.forget(&key)
+                        });
+                } else {
+                    self.writes
+                        .other(None, "journal forget", self.journal.forget(&key));
+                }
             }
         }
     }

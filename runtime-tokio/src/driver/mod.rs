@@ -3,6 +3,7 @@
 //! order, and re-arms one timer at the engine's earliest deadline. No polling tick,
 //! no lock held across an await, no protocol state outside the engine.
 
+mod adopt;
 #[cfg(test)]
 mod check_tests;
 mod clock;
@@ -67,6 +68,11 @@ pub(crate) enum Command {
         done: oneshot::Sender<()>,
     },
     Result(Input),
+    /// A push's ref advertisement showed these refs (see [`PushAuthorizer::refs_seen`]).
+    RefsSeen {
+        repo: RepoId,
+        refs: Vec<(String, Oid)>,
+    },
     View {
         reply: oneshot::Sender<View>,
         /// Whether to include every waiting event and sync entry.
@@ -82,6 +88,7 @@ pub fn engine_config(config: &Config) -> Result<EngineConfig, String> {
         .map_err(|e| format!("bad public URL: {e}"))?;
     let mut c = EngineConfig::new(url);
     c.purgatory_expiry = config.purgatory_expiry;
+    c.prune_delay = config.prune_delay;
     c.announcement_soft_expiry = config.announcement_soft_expiry;
     c.client_delay = config.client_sync_delay;
     c.sync_delay = config.sync_delay;
@@ -156,8 +163,10 @@ pub async fn start(
         })
         .await?;
     let waiting = journal.for_each(|r| engine.handle_input(now, Input::Restore(r)))?;
+    let deadline = now.plus(engine.config().purgatory_expiry);
+    let adopted = adopt::orphan_placeholders(&mut engine, &repos, &journal, now, deadline).await;
     engine.handle_input(clock::now(), Input::Hydrated);
-    tracing::info!(stored, journal = waiting, "engine hydrated");
+    tracing::info!(stored, journal = waiting, adopted, "engine hydrated");
     let (tx, rx) = mpsc::channel(4096);
     let limits = RemoteLimits {
         timeout: config.fetch_timeout,
@@ -265,6 +274,11 @@ impl Driver {
                     self.metrics.sync_release(started.elapsed());
                 }
             }
+            Command::RefsSeen { repo, refs } => {
+                self.engine
+                    .handle_input(now, Input::RefsSeen { repo, refs });
+                self.execute().await;
+            }
             Command::View { reply, entries } => {
                 let _ = reply.send(View::of(&self.engine, &self.metrics, entries));
             }
@@ -343,6 +357,15 @@ impl PushAuthorizer for EngineHandle {
             }
             Err(_) => refuse_all("the server is shutting down"),
         }
+    }
+
+    async fn refs_seen(&self, repo: &RepoPath, refs: &RepoRefs) {
+        let cmd = Command::RefsSeen {
+            repo: convert::repo_id(repo),
+            refs: convert::refs(refs),
+        };
+        // Best effort: a full queue drops it (the check before expiry catches up).
+        let _ = self.tx.try_send(cmd);
     }
 
     async fn after_push(

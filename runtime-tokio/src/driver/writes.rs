@@ -15,6 +15,13 @@
 //!
 //! Completions are handled in the order the writes were started, so live subscribers see
 //! events in effect order. The number of writes in flight is capped.
+//!
+//! One write waits to *start*: removing a released event's purgatory record
+//! ([`Writes::after_earlier`]). The store save and the journal commit on two threads, in
+//! two databases; started together, the removal could be durable first, and a crash
+//! between the two commits would lose an acknowledged event. Started once the save is
+//! durable, a crash leaves at worst both, which the restart heals (the record of an
+//! event already stored is dropped).
 
 use std::collections::VecDeque;
 
@@ -59,6 +66,18 @@ struct DeferredReply {
     verdict: Verdict,
 }
 
+/// Starts a write that had to wait for the writes before it.
+type StartWrite = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), String>> + Send>;
+
+/// A write waiting for the writes started before it to be durable.
+struct DeferredWrite {
+    after: u64,
+    /// Its journal key, so that a later write of the same key cancels it.
+    key: String,
+    what: &'static str,
+    start: StartWrite,
+}
+
 /// Saves in flight and the replies that wait for them.
 #[derive(Default)]
 pub(super) struct Writes {
@@ -69,6 +88,8 @@ pub(super) struct Writes {
     saves: usize,
     replies: VecDeque<DeferredReply>,
     failed: VecDeque<EventId>,
+    /// Never non-empty while nothing is in flight: they start as the writes before finish.
+    deferred: VecDeque<DeferredWrite>,
 }
 
 impl Writes {
@@ -114,6 +135,37 @@ impl Writes {
     {
         let write = async move { write.await.map_err(|e| e.to_string()) };
         self.start(event_id, None, what, write);
+    }
+
+    /// Starts `start()` (a journal write of `key`) once every write started so far is
+    /// durable: at once when none is in flight.
+    pub fn after_earlier<F, W, E>(&mut self, key: String, what: &'static str, start: F)
+    where
+        F: FnOnce() -> W + Send + 'static,
+        W: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        // `start` runs when the write starts (a journal write is queued at its call).
+        let start: StartWrite = Box::new(move || {
+            let write = start();
+            Box::pin(async move { write.await.map_err(|e| e.to_string()) })
+        });
+        if self.is_idle() {
+            self.start(None, None, what, start());
+            return;
+        }
+        self.deferred.push_back(DeferredWrite {
+            after: self.started,
+            key,
+            what,
+            start,
+        });
+    }
+
+    /// A write of `key` is about to start: a deferred write of the same key, which the
+    /// engine ordered before it, must not land after it.
+    pub fn supersede(&mut self, key: &str) {
+        self.deferred.retain(|d| d.key != key);
     }
 
     fn start<F>(
@@ -170,6 +222,15 @@ impl Writes {
     pub fn finish(&mut self, written: &Written) {
         self.finished += 1;
         self.saves -= usize::from(written.is_save);
+        while self
+            .deferred
+            .front()
+            .is_some_and(|d| d.after <= self.finished)
+        {
+            if let Some(d) = self.deferred.pop_front() {
+                self.start(None, None, d.what, (d.start)());
+            }
+        }
         let Some(id) = written.event_id else {
             self.answer_ready();
             return;
@@ -301,6 +362,49 @@ mod tests {
         slow_gate.send(()).expect("save waits");
         assert_eq!(settle(&mut writes).await, vec![a.id, b.id]);
         assert!(rx.try_recv().expect("answered").accepted);
+    }
+
+    #[tokio::test]
+    async fn a_deferred_write_starts_only_once_the_earlier_save_is_durable() {
+        let mut writes = Writes::default();
+        let (gate, opened) = oneshot::channel::<()>();
+        let saved = event(6);
+        writes.start(Some(saved.id), None, "save", async move {
+            let _ = opened.await;
+            Ok(())
+        });
+        let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&started);
+        writes.after_earlier("k".into(), "forget", move || {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            async { Ok::<(), String>(()) }
+        });
+        tokio::task::yield_now().await;
+        assert!(
+            !started.load(std::sync::atomic::Ordering::SeqCst),
+            "the forget started before the save was durable"
+        );
+        gate.send(()).expect("save waits");
+        let first = writes.next().await.expect("the save");
+        writes.finish(&first);
+        assert!(started.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(settle(&mut writes).await, Vec::<EventId>::new());
+        assert!(writes.is_idle());
+    }
+
+    #[tokio::test]
+    async fn a_later_write_of_the_same_key_cancels_a_deferred_one() {
+        let mut writes = Writes::default();
+        writes.start(None, None, "save", async { Ok(()) });
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&ran);
+        writes.after_earlier("k".into(), "forget", move || {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            async { Ok::<(), String>(()) }
+        });
+        writes.supersede("k");
+        settle(&mut writes).await;
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
     }
 
     #[test]

@@ -65,6 +65,14 @@ pub trait PushAuthorizer: Send + Sync + 'static {
         client: Option<IpAddr>,
     ) -> PushDecision;
 
+    /// A client read the push ref advertisement of `repo`, whose refs are `refs`: a push
+    /// that finds nothing to send ends there ("Everything up-to-date"), so this is the
+    /// only sign of it. Run in the background, after the advertisement was sent; anyone
+    /// may cause it, so it may only release what the refs satisfy.
+    async fn refs_seen(&self, repo: &RepoPath, refs: &RepoRefs) {
+        let _ = (repo, refs);
+    }
+
     /// Called after `git receive-pack` exited successfully, with the refs as they are
     /// now. The push's HTTP response completes only when this returns, so the release
     /// (storing and publishing events, aligning other repos) should be done by then.

@@ -95,6 +95,10 @@ fn command(service: Service, dir: &Path, protocol: Option<&str>) -> Command {
             "receive.denyDeleteCurrent=ignore",
             "-c",
             "receive.denyNonFastForwards=false",
+            // git's automatic maintenance would run before receive-pack exits, so
+            // before the push's response ends; graspd runs it after (housekeeping).
+            "-c",
+            "receive.autogc=false",
             service.name(),
             "--stateless-rpc",
         ])
@@ -185,6 +189,8 @@ pub(crate) struct Run {
     pub(crate) after_success: Option<AfterSuccess>,
     /// The push slot this run holds until git exits (concurrent receive-pack cap).
     pub(crate) slot: Option<crate::slots::Slot>,
+    /// Held until git exits, so that no prune of the repository runs meanwhile.
+    pub(crate) push_guard: Option<crate::housekeeping::PushGuard>,
 }
 
 /// Starts git and returns the streaming response.
@@ -272,6 +278,7 @@ async fn drive(
         too_large_response,
         after_success,
         slot,
+        push_guard,
         ..
     } = run;
     let stderr_task = tokio::spawn(read_tail(stderr));
@@ -360,6 +367,7 @@ async fn drive(
         );
         return;
     }
+    drop(push_guard);
     if let Some(after) = after_success {
         after().await;
     }

@@ -181,7 +181,12 @@ pub async fn get(
                 return (StatusCode::NOT_FOUND, "only smart HTTP is served\n").into_response();
             };
             let protocol = backend::git_protocol(headers.get("git-protocol"));
-            backend::advertise(service, &git.repos.dir(&repo), protocol.as_deref()).await
+            let dir = git.repos.dir(&repo);
+            let response = backend::advertise(service, &dir, protocol.as_deref()).await;
+            if service == backend::Service::ReceivePack && response.status().is_success() {
+                receive::advertised(Arc::clone(&git.authorizer), repo, dir);
+            }
+            response
         }
         Endpoint::Page => Html(pages::repo_page(&git.public_base, &repo)).into_response(),
         Endpoint::UploadPack | Endpoint::ReceivePack => {
@@ -220,6 +225,7 @@ pub async fn post(
                 too_large_response: None,
                 after_success: None,
                 slot: None,
+                push_guard: None,
             })
         }
         Endpoint::ReceivePack => {

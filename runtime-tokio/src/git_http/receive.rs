@@ -5,8 +5,9 @@
 //! 3. refused: consume the rest of the upload (so the client reads our answer instead
 //!    of a broken connection) and answer with a report-status naming each refused ref;
 //! 4. accepted: stream the commands and the rest of the body into
-//!    `git receive-pack --stateless-rpc`, then run [`PushAuthorizer::after_push`] before
-//!    the response ends.
+//!    `git receive-pack --stateless-rpc` (holding the repository's push guard, so no
+//!    prune runs meanwhile), then run [`PushAuthorizer::after_push`] before the response
+//!    ends; git's automatic maintenance is queued for after it.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -79,6 +80,7 @@ pub(crate) async fn receive_pack(
             too_large_response: None,
             after_success: None,
             slot: Some(slot),
+            push_guard: None,
         });
     }
 
@@ -113,13 +115,18 @@ pub(crate) async fn receive_pack(
         return report_response(report);
     }
 
+    let push_guard = git.repos.housekeeping().push_guard(&dir).await;
     let too_large_response =
         refusal_response(&commands, &too_large, |_| Some("push too large".to_owned()));
     let authorizer = Arc::clone(&git.authorizer);
     let after_dir = dir.clone();
     let updates = commands.updates.clone();
+    let housekeeping = git.repos.housekeeping().clone();
     let after_success: backend::AfterSuccess = Box::new(move || {
-        Box::pin(async move { after_push(authorizer, repo, updates, after_dir, client).await })
+        Box::pin(async move {
+            after_push(authorizer, repo, updates, &after_dir, client).await;
+            housekeeping.after_push(&after_dir);
+        })
     });
     backend::run(Run {
         service: Service::ReceivePack,
@@ -130,6 +137,7 @@ pub(crate) async fn receive_pack(
         too_large_response: Some(too_large_response),
         after_success: Some(after_success),
         slot: Some(slot),
+        push_guard: Some(push_guard),
     })
 }
 
@@ -155,16 +163,27 @@ async fn after_push(
     authorizer: Arc<dyn PushAuthorizer>,
     repo: RepoPath,
     updates: Vec<RefUpdate>,
-    dir: PathBuf,
+    dir: &std::path::Path,
     client: Option<IpAddr>,
 ) {
-    match read_refs(dir).await {
+    match read_refs(dir.to_owned()).await {
         Ok(refs) => {
             authorizer.after_push(&repo, &updates, &refs, client).await;
             crate::activity::push_landed(&repo, &updates, &refs);
         }
         Err(e) => tracing::error!(%repo, "cannot read refs after push: {e}"),
     }
+}
+
+/// A push's ref advertisement of `repo` went out: tell the authorizer the refs it showed,
+/// in the background (a push that changes nothing ends with it).
+pub(crate) fn advertised(authorizer: Arc<dyn PushAuthorizer>, repo: RepoPath, dir: PathBuf) {
+    tokio::spawn(async move {
+        match read_refs(dir).await {
+            Ok(refs) => authorizer.refs_seen(&repo, &refs).await,
+            Err(e) => tracing::debug!(%repo, "cannot read refs after an advertisement: {e}"),
+        }
+    });
 }
 
 async fn read_refs(dir: PathBuf) -> Result<RepoRefs, String> {

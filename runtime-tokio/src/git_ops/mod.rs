@@ -7,6 +7,7 @@
 //! transactions with `update-ref --stdin`).
 
 mod lifecycle;
+mod maintenance;
 mod objects;
 mod refs;
 #[cfg(test)]
@@ -17,6 +18,7 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 
 pub use lifecycle::{create_bare_repo, delete_repo};
+pub use maintenance::{MAX_PRUNE_ROOTS, Pruned, auto_maintenance, prune_unreachable};
 pub use objects::{copy_objects, existing_oids, is_object_id};
 pub use refs::{align_refs, delete_ref, list_refs, set_head, set_ref};
 
