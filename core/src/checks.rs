@@ -21,7 +21,7 @@ use crate::effect::{CheckId, ServePath};
 use crate::engine::{Engine, PendingCheck};
 use crate::oid::Oid;
 use crate::repo::RepoId;
-use crate::repo_index::AnnStatus;
+use crate::repo_index::{AnnStatus, SetChange};
 use nostr::prelude::{EventId, PublicKey};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -63,6 +63,7 @@ impl Engine {
                 d: d.to_owned(),
                 event,
                 gone: Vec::new(),
+                realign: Vec::new(),
             },
         );
         self.emit(Effect::CheckObjects { check, repos, oids });
@@ -108,12 +109,14 @@ impl Engine {
     }
 
     /// After `owner`'s announcement of `d` was stored or put in purgatory: the waiting
-    /// announcements it affects — its own, and, if a confirmed set `changed` (an
+    /// announcements it affects — its own, and, if a confirmed set changed (an
     /// acceptance, a departure, new listings), those whose confirmed set holds `owner` —
     /// may now be governed by a stored state whose data is here. Checks those states'
-    /// objects that are not known present (nothing else of `d` changed), and when a set
-    /// changed runs the release path: states that waited for authority may count now.
-    pub(crate) fn after_announcement(&mut self, owner: &PublicKey, d: &str, changed: bool) {
+    /// objects that are not known present (nothing else of `d` changed); when a set
+    /// changed runs the release path (states that waited for authority may count now)
+    /// and re-aligns the served repositories a newer state governs now.
+    pub(crate) fn after_announcement(&mut self, owner: &PublicKey, d: &str, change: SetChange) {
+        let changed = change.changed;
         let owners = if changed {
             self.repos.waiting_owners(owner, d)
         } else {
@@ -148,6 +151,7 @@ impl Engine {
                 self.release_ready(ident, ServePath::Arrival);
             }
         }
+        self.realign_promoted(d, &change.promoted);
     }
 
     /// A repository is deleted: answers to checks asked before, which may have read it
@@ -178,6 +182,9 @@ impl Engine {
         let Some(pending) = self.checks.remove(&check) else {
             return;
         };
+        if !pending.realign.is_empty() {
+            self.realign_checked(&pending, &found);
+        }
         if let Some(d) = self.ident(&pending.d) {
             let mut by_repo: BTreeMap<RepoId, Vec<Oid>> = BTreeMap::new();
             for (oid, repo) in found {

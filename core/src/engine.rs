@@ -46,6 +46,9 @@ pub(crate) struct PendingCheck {
     pub(crate) event: Option<EventId>,
     /// Repositories of `d` deleted since the check was asked: not believed in its answer.
     pub(crate) gone: Vec<RepoId>,
+    /// Served repositories to re-align with their authoritative state once its objects
+    /// are found (see `realign.rs`).
+    pub(crate) realign: Vec<RepoId>,
 }
 
 /// The GRASP engine: a deterministic state machine with no I/O.

@@ -75,6 +75,7 @@ mod prune;
 mod pull_request;
 mod purgatory;
 mod push;
+mod realign;
 mod related;
 mod release;
 mod repo;

@@ -68,6 +68,18 @@ struct Affected {
     owner: PublicKey,
     confirmed: BTreeSet<PublicKey>,
     counted: BTreeSet<PublicKey>,
+    authority: Option<crate::version::Version>,
+}
+
+/// What an announcement's change did to the confirmed maintainer sets of its identifier.
+#[derive(Debug, Default)]
+pub(crate) struct SetChange {
+    /// Some confirmed set changed (an acceptance, a departure, new listings): states that
+    /// waited for authority may count now.
+    pub(crate) changed: bool,
+    /// Owners whose repository is now governed by a newer stored state than before (a
+    /// maintainer's acceptance made their state count): the repository is re-aligned.
+    pub(crate) promoted: Vec<PublicKey>,
 }
 
 /// The per-identifier repository index. Identifiers are found by a keyed hash (they come
@@ -127,9 +139,14 @@ impl RepoIndex {
         self.anns.get(d).into_iter().flatten()
     }
 
-    /// Puts `owner`'s latest announcement of `d`; returns whether some confirmed set of
-    /// `d` changed (an acceptance or a departure), so waiting states may now count.
-    pub(crate) fn put_announcement(&mut self, owner: PublicKey, d: &str, info: AnnInfo) -> bool {
+    /// Puts `owner`'s latest announcement of `d`; returns what it changed in the
+    /// confirmed sets of `d`.
+    pub(crate) fn put_announcement(
+        &mut self,
+        owner: PublicKey,
+        d: &str,
+        info: AnnInfo,
+    ) -> SetChange {
         let hosted = info.hosted;
         let waiting = info.is_waiting_repo();
         let before = self.snapshot(&owner, d);
@@ -207,14 +224,20 @@ impl RepoIndex {
                 owner,
                 confirmed: self.sets(&owner, d).confirmed().clone(),
                 counted: self.contribution(&owner, d),
+                authority: self.authority_key(&owner, d),
             })
             .collect()
     }
 
+    /// The version of the state that governs `owner`'s repository of `d`.
+    fn authority_key(&self, owner: &PublicKey, d: &str) -> Option<crate::version::Version> {
+        self.authoritative(&RepoId::new(*owner, d))
+            .map(StateInfo::order_key)
+    }
+
     /// Recomputes the sets of the `affected` owners of `d` (the announcements have
-    /// changed already) and brings the maintainer counts up to date; returns whether a
-    /// confirmed set changed.
-    fn recompute_sets(&mut self, d: &str, affected: Vec<Affected>) -> bool {
+    /// changed already) and brings the maintainer counts up to date.
+    fn recompute_sets(&mut self, d: &str, affected: Vec<Affected>) -> SetChange {
         let memberships: BTreeMap<PublicKey, &Membership> = self
             .announcements(d)
             .map(|(o, a)| (*o, &a.membership))
@@ -245,13 +268,19 @@ impl RepoIndex {
                 }
             }
         }
-        let mut changed = false;
+        let mut change = SetChange::default();
         for a in affected {
-            changed |= *self.sets(&a.owner, d).confirmed() != a.confirmed;
             let now = self.contribution(&a.owner, d);
             self.count_maintaining(&a.counted, &now);
+            if *self.sets(&a.owner, d).confirmed() == a.confirmed {
+                continue;
+            }
+            change.changed = true;
+            if self.authority_key(&a.owner, d) > a.authority {
+                change.promoted.push(a.owner);
+            }
         }
-        changed
+        change
     }
 
     /// What `owner`'s repository of `d` adds to the maintainer counts: its confirmed

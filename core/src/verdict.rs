@@ -264,13 +264,13 @@ impl Engine {
                             repo: RepoId::new(owner, &d),
                         });
                     }
-                    let changed =
+                    let change =
                         self.repos
                             .put_announcement(owner, &d, info(true, AnnStatus::Served));
                     self.related.accept(&e);
                     self.store(e, ServePath::Direct);
                     self.reply(token, id, true, "");
-                    self.after_announcement(&owner, &d, changed);
+                    self.after_announcement(&owner, &d, change);
                 }
                 Some((status, _)) => {
                     // A replacement of a waiting announcement: it takes the old one's place
@@ -293,12 +293,12 @@ impl Engine {
                             repo: RepoId::new(owner, &d),
                         });
                     }
-                    let changed =
+                    let change =
                         self.repos
                             .put_announcement(owner, &d, info(true, AnnStatus::Purgatory));
                     self.enter_purgatory(e, &d, Waiting::Announcement, origin, None);
                     self.reply(token, id, true, PURGATORY_MESSAGE);
-                    self.after_announcement(&owner, &d, changed);
+                    self.after_announcement(&owner, &d, change);
                 }
                 None => {
                     let cap = self.config.limits.repos_per_author;
@@ -329,12 +329,12 @@ impl Engine {
                     self.emit(Effect::CreateRepo {
                         repo: RepoId::new(owner, &d),
                     });
-                    let changed =
+                    let change =
                         self.repos
                             .put_announcement(owner, &d, info(true, AnnStatus::Purgatory));
                     self.enter_purgatory(e, &d, Waiting::Announcement, origin, None);
                     self.reply(token, id, true, PURGATORY_MESSAGE);
-                    self.after_announcement(&owner, &d, changed);
+                    self.after_announcement(&owner, &d, change);
                 }
             }
             return;
@@ -350,13 +350,13 @@ impl Engine {
             self.withdraw(&owner, &d);
         }
         if maintainer_elsewhere {
-            let changed = self
+            let change = self
                 .repos
                 .put_announcement(owner, &d, info(false, AnnStatus::Served));
             self.related.accept(&e);
             self.store(e, ServePath::Direct);
             self.reply(token, id, true, "");
-            self.after_announcement(&owner, &d, changed);
+            self.after_announcement(&owner, &d, change);
             return;
         }
         let missing = match (clone_ok, relay_ok) {

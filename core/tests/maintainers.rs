@@ -345,3 +345,52 @@ fn an_invitees_state_counts_the_moment_they_accept() {
     });
     assert!(aligned, "the owner's repository follows the accepted state");
 }
+
+/// An invitee's state *stored* for their own fork here (so it waits for nothing) becomes
+/// authoritative for the inviting repository when they accept: that repository is
+/// aligned with it at once — its objects copied from the fork — not at the next push.
+#[test]
+fn an_accepted_invitees_stored_state_realigns_the_inviting_repository() {
+    let mut h = Harness::new();
+    let (owner, invitee) = (k('O'), k('I'));
+    h.send(&announcement(&owner, "r", 10, &[], &[&invitee]));
+    let ours = state(&owner, "r", 11, &[("refs/heads/main", oid(1))], None);
+    h.send(&ours);
+    assert!(
+        h.push(&repo(&owner, "r"), &[("refs/heads/main", Some(oid(1)))])
+            .is_accepted()
+    );
+    // The invitee's own fork here, with a newer state pushed to it.
+    h.send(&announcement(&invitee, "r", 12, &[], &[]));
+    let theirs = state(&invitee, "r", 13, &[("refs/heads/main", oid(2))], None);
+    h.send(&theirs);
+    assert!(
+        h.push(&repo(&invitee, "r"), &[("refs/heads/main", Some(oid(2)))])
+            .is_accepted()
+    );
+    assert!(h.is_stored(&theirs.id), "the fork's state is served");
+    assert_eq!(
+        h.refs[&repo(&owner, "r")].get("refs/heads/main"),
+        Some(&oid(1)),
+        "an invitation governs nothing"
+    );
+    // The invitee accepts: their fork's announcement now lists the owner back.
+    let accepts = announcement(&invitee, "r", 14, &[], &[&owner]);
+    assert_ok(h.send(&accepts), true, "");
+    assert_eq!(
+        h.refs[&repo(&owner, "r")].get("refs/heads/main"),
+        Some(&oid(2)),
+        "the inviting repository follows the accepted maintainer's newer state"
+    );
+    assert!(
+        h.objects[&repo(&owner, "r")].contains(&oid(2)),
+        "its objects were copied from the fork"
+    );
+    // And a departure does not roll it back.
+    let leaves = announcement(&invitee, "r", 15, &[], &[]);
+    assert_ok(h.send(&leaves), true, "");
+    assert_eq!(
+        h.refs[&repo(&owner, "r")].get("refs/heads/main"),
+        Some(&oid(2))
+    );
+}
