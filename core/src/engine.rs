@@ -177,20 +177,12 @@ impl Engine {
         self.effects.pop()
     }
 
-    /// The earliest deadline of every part: purgatory expiry, sync attempts, throttle
-    /// windows. `None` when nothing is scheduled.
+    /// The earliest deadline of every part (see [`crate::deadlines::Deadline`]): purgatory
+    /// expiry and the checks before it, placeholders and other keyed timers, expired
+    /// memories, sync attempts, throttle windows. `None` when nothing is scheduled.
     pub fn poll_timeout(&self) -> Option<Time> {
-        [
-            self.purgatory.next_expiry(),
-            self.next_final_check(),
-            self.timers.next(),
-            self.purgatory.expired.next(),
-            self.sync.next_timer(),
-            self.throttle.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.next_deadline(&crate::deadlines::Deadline::ALL)
+            .map(|(t, _)| t)
     }
 
     fn advance_clock(&mut self, now: Time) {

@@ -1,5 +1,6 @@
 //! Deadlines firing, and startup hydration (which is mostly deadlines being honoured).
 
+use crate::deadlines::Deadline;
 use crate::effect::Effect;
 use crate::engine::{Engine, TimerKey};
 use crate::event::{self, Announcement, Origin, PullRequest, StateRefs, VerifiedEvent};
@@ -20,9 +21,10 @@ impl Engine {
     /// same millisecond (a 700,000-seed sweep found expiries missed by exactly that).
     /// Hydration inputs skip it: [`crate::Input::Hydrated`] fires what expired while down.
     pub(crate) fn fire_due_expiries(&mut self) {
-        let now = self.now;
-        let due = |t: Option<crate::time::Time>| t.is_some_and(|t| t <= now);
-        if due(self.purgatory.next_expiry()) || due(self.timers.next()) {
+        let due = self
+            .next_deadline(&[Deadline::Entry, Deadline::Keyed])
+            .is_some_and(|(t, _)| t <= self.now);
+        if due {
             self.on_timeout();
         }
     }
@@ -33,37 +35,34 @@ impl Engine {
     /// key in this order.
     pub(crate) fn on_timeout(&mut self) {
         let now = self.now;
-        loop {
-            let check = self.next_final_check().filter(|t| *t <= now);
-            let entry = self.purgatory.next_expiry().filter(|t| *t <= now);
-            let other = self.timers.next().filter(|t| *t <= now);
-            let memory = self.purgatory.expired.next().filter(|t| *t <= now);
-            let sync = self.sync.next_timer().filter(|t| *t <= now);
-            let Some(first) = [check, entry, other, memory, sync]
-                .into_iter()
-                .flatten()
-                .min()
-            else {
-                break;
-            };
-            if check == Some(first) {
-                self.run_final_checks();
-            } else if entry == Some(first) {
-                if let Some(id) = self.purgatory.pop_expired(now) {
-                    self.expire_entry(&id);
+        // Every source but the throttle, which the pump below serves.
+        let fired = &Deadline::ALL[..Deadline::ALL.len() - 1];
+        while let Some((_, source)) = self.next_deadline(fired).filter(|(t, _)| *t <= now) {
+            match source {
+                Deadline::FinalCheck => self.run_final_checks(),
+                Deadline::Entry => {
+                    if let Some(id) = self.purgatory.pop_expired(now) {
+                        self.expire_entry(&id);
+                    }
                 }
-            } else if other == Some(first) {
-                if let Some(key) = self.timers.pop_due(now) {
-                    self.fire(key);
+                Deadline::Keyed => {
+                    if let Some(key) = self.timers.pop_due(now) {
+                        self.fire(key);
+                    }
                 }
-            } else if memory == Some(first) {
-                if let Some(id) = self.purgatory.expired.pop_due(now) {
-                    self.emit(Effect::Forget {
-                        key: JournalKey::Expired(id),
-                    });
+                Deadline::Expired => {
+                    if let Some(id) = self.purgatory.expired.pop_due(now) {
+                        self.emit(Effect::Forget {
+                            key: JournalKey::Expired(id),
+                        });
+                    }
                 }
-            } else if let Some(d) = self.sync.pop_due(now) {
-                self.start_attempt(d);
+                Deadline::Sync => {
+                    if let Some(d) = self.sync.pop_due(now) {
+                        self.start_attempt(d);
+                    }
+                }
+                Deadline::Throttle => unreachable!("not among the sources fired here"),
             }
         }
         for domain in self.throttle.queued_domains() {

@@ -50,6 +50,7 @@
 mod checks;
 mod clone_url;
 mod config;
+mod deadlines;
 mod deletion;
 mod effect;
 mod effect_queue;
