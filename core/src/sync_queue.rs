@@ -144,9 +144,12 @@ pub(crate) struct SyncQueue {
     pub(crate) armed: usize,
 }
 
-/// Whether the deadline `(at, d)` of the sync heap is still armed.
+/// Whether the deadline `(at, d)` of the sync heap is still armed (the heap deletes
+/// lazily, so `d` may be a handle freed since).
 fn armed_at(entries: &IdentMap<SyncEntry>, at: Time, d: Ident) -> bool {
-    entries.get(&d).is_some_and(|e| e.next_at == Some(at))
+    entries
+        .get_current(&d)
+        .is_some_and(|e| e.next_at == Some(at))
 }
 
 impl SyncQueue {
