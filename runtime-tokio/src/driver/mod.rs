@@ -14,6 +14,8 @@ mod effects;
 mod failure_tests;
 mod guard;
 mod journal;
+#[cfg(test)]
+mod journal_format_tests;
 mod metrics;
 mod remote;
 #[cfg(test)]
