@@ -90,6 +90,7 @@ mod verdict;
 mod version;
 mod waiting;
 
+pub use checks::MAX_CHECK_RETRIES;
 pub use clone_url::{CloneHost, CloneUrl};
 pub use config::{Config, Curation, Limits, authority_of};
 pub use effect::{CheckId, Effect, ReplyToken, RequestId, ServePath};

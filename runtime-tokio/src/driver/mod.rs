@@ -5,6 +5,8 @@
 
 mod adopt;
 #[cfg(test)]
+mod check_failure_tests;
+#[cfg(test)]
 mod check_tests;
 mod clock;
 mod convert;
