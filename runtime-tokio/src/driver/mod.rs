@@ -9,6 +9,8 @@ mod check_failure_tests;
 #[cfg(test)]
 mod check_tests;
 mod clock;
+#[cfg(test)]
+mod config_tests;
 mod convert;
 mod debug_hooks;
 mod effects;
@@ -34,8 +36,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use grasp_core::nostr::prelude::Event;
 use grasp_core::{
-    Config as EngineConfig, Curation, Engine, Input, Oid, Origin, PushRequest, PushVerdict,
-    ReplyToken, RepoId, VerifiedEvent,
+    Config as EngineConfig, Engine, Input, Oid, Origin, PushRequest, PushVerdict, ReplyToken,
+    RepoId, VerifiedEvent,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -123,12 +125,7 @@ pub fn engine_config(config: &Config) -> Result<EngineConfig, String> {
     c.limits.placeholders_per_repo = config.max_placeholders_per_repo;
     c.limits.placeholders_per_client = config.max_placeholders_per_address;
     c.limits.placeholders_total = config.max_placeholders;
-    c.curation = Curation {
-        allow_pubkeys: config.allow_pubkeys.iter().copied().collect(),
-        deny_pubkeys: config.deny_pubkeys.iter().copied().collect(),
-        allow_identifiers: config.allow_identifiers.iter().cloned().collect(),
-        deny_identifiers: config.deny_identifiers.iter().cloned().collect(),
-    };
+    c.curation = config.curation();
     Ok(c)
 }
 
