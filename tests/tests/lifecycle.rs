@@ -16,7 +16,8 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A panic in the engine task (injected through the debug build's
 /// `GRASPD_DEBUG_PANIC_ON_EVENT` hook) ends the process with a non-zero status and an
-/// error line saying why.
+/// error line saying why. Needs a debug build of graspd (the hook is compiled out of
+/// release builds), which is what the harness builds unless `GRASPD_BIN` says otherwise.
 #[tokio::test]
 async fn a_panicking_engine_task_ends_graspd() {
     let mut server =
