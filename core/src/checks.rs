@@ -25,6 +25,12 @@ use crate::repo_index::{AnnStatus, SetChange};
 use nostr::prelude::{EventId, PublicKey};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// How many times a failed check that expiry waits for is asked again
+/// ([`crate::Input::CheckFailed`]): enough for a passing fault (a blocking pool
+/// panic, a full file table), few enough that a repository that cannot be read does
+/// not hold expiry for ever.
+pub const MAX_CHECK_RETRIES: u8 = 2;
+
 impl Engine {
     /// Asks which of `oids` exist in the repositories of `d` where data of `author` can
     /// be (`first` before any other); the answer runs the release path and, for `event`,
@@ -64,6 +70,7 @@ impl Engine {
                 event,
                 gone: Vec::new(),
                 realign: Vec::new(),
+                retries: 0,
             },
         );
         self.emit(Effect::CheckObjects { check, repos, oids });
@@ -182,8 +189,49 @@ impl Engine {
         let Some(pending) = self.checks.remove(&check) else {
             return;
         };
+        self.apply_found(&pending, found);
+        if self.final_check_answered(check) {
+            // The checks expiry waited for are in: what they did not release expires now.
+            self.on_timeout();
+        }
+    }
+
+    /// A check could not read every repository: what it found counts, what it did not
+    /// find is not taken as absent. A check that expiry waits for is asked again (the
+    /// same identifier's needs, all its repositories) up to [`MAX_CHECK_RETRIES`]
+    /// times; after that expiry goes by the deadlines, as if no check had been made.
+    pub(crate) fn on_check_failed(&mut self, check: CheckId, found: Vec<(Oid, RepoId)>) {
+        let Some(pending) = self.checks.remove(&check) else {
+            return;
+        };
+        self.apply_found(&pending, found);
+        if !self.purgatory.final_check.is_held(check) {
+            // An event's own check: its verdict is given (it waits), and the check before
+            // its deadline looks again.
+            return;
+        }
+        if pending.retries < MAX_CHECK_RETRIES
+            && let Some(d) = self.ident(&pending.d)
+        {
+            let needs: Vec<Oid> = self.needs(Some(d)).into_iter().collect();
+            let repos = self.repos.repos(&pending.d);
+            if let Some(again) = self.check_in(&pending.d, repos, needs, None) {
+                if let Some(p) = self.checks.get_mut(&again) {
+                    p.retries = pending.retries + 1;
+                }
+                self.purgatory.final_check.hold(again);
+            }
+        }
+        if self.final_check_answered(check) {
+            self.on_timeout();
+        }
+    }
+
+    /// Notes what a check found and runs what it can release; gives the verdict of the
+    /// event that waited for it.
+    fn apply_found(&mut self, pending: &PendingCheck, found: Vec<(Oid, RepoId)>) {
         if !pending.realign.is_empty() {
-            self.realign_checked(&pending, &found);
+            self.realign_checked(pending, &found);
         }
         if let Some(d) = self.ident(&pending.d) {
             let mut by_repo: BTreeMap<RepoId, Vec<Oid>> = BTreeMap::new();
@@ -206,10 +254,6 @@ impl Engine {
         }
         if let Some(id) = pending.event {
             self.finalize_waiting(&id);
-        }
-        if self.final_check_answered(check) {
-            // The checks expiry waited for are in: what they did not release expires now.
-            self.on_timeout();
         }
     }
 }

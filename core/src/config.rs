@@ -60,7 +60,7 @@ pub struct Config {
 }
 
 /// Caps on purgatory and hosting, each with a clear refusal when exceeded.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Events waiting in purgatory in total (placeholders have their own budget).
     pub purgatory_total: usize,
@@ -100,24 +100,32 @@ pub struct Limits {
     pub placeholders_total: usize,
 }
 
+impl Limits {
+    /// The defaults, a constant so that the daemon's flags take theirs from it and the
+    /// two cannot drift (docs/running.md lists them). 100 repositories and 100 waiting
+    /// events per author: a key costs nothing, so a per-author cap is a speed bump, and
+    /// the totals are what bound memory and disk.
+    pub const DEFAULT: Limits = Limits {
+        purgatory_total: 250_000,
+        purgatory_per_author: 100,
+        purgatory_bytes_total: 1 << 30,
+        purgatory_bytes_per_author: 16 << 20,
+        purgatory_per_identifier: 2_000,
+        repos_per_author: 100,
+        waiting_repos_total: 10_000,
+        repos_per_identifier: 1_000,
+        urls_per_identifier: 32,
+        repos_per_check: 16,
+        placeholders_per_push: 100,
+        placeholders_per_repo: 1_000,
+        placeholders_per_client: 1_000,
+        placeholders_total: 25_000,
+    };
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            purgatory_total: 250_000,
-            purgatory_per_author: 1_000,
-            purgatory_bytes_total: 1 << 30,
-            purgatory_bytes_per_author: 16 << 20,
-            purgatory_per_identifier: 2_000,
-            repos_per_author: 1_000,
-            waiting_repos_total: 10_000,
-            repos_per_identifier: 1_000,
-            urls_per_identifier: 32,
-            repos_per_check: 16,
-            placeholders_per_push: 100,
-            placeholders_per_repo: 1_000,
-            placeholders_per_client: 1_000,
-            placeholders_total: 25_000,
-        }
+        Self::DEFAULT
     }
 }
 
@@ -145,6 +153,13 @@ impl Curation {
 }
 
 impl Config {
+    /// Default [`Config::domain_concurrency`].
+    pub const DEFAULT_DOMAIN_CONCURRENCY: u32 = 5;
+    /// Default [`Config::domain_rate`].
+    pub const DEFAULT_DOMAIN_RATE: u32 = 30;
+    /// Default [`Config::remote_concurrency`].
+    pub const DEFAULT_REMOTE_CONCURRENCY: u32 = 32;
+
     /// The defaults for a server reachable at `public_url`.
     pub fn new(public_url: Url) -> Self {
         Config {
@@ -161,10 +176,10 @@ impl Config {
                 Duration::from_secs(80),
                 Duration::from_secs(120),
             ],
-            domain_concurrency: 5,
-            domain_rate: 30,
+            domain_concurrency: Self::DEFAULT_DOMAIN_CONCURRENCY,
+            domain_rate: Self::DEFAULT_DOMAIN_RATE,
             domain_window: Duration::from_secs(60),
-            remote_concurrency: 32,
+            remote_concurrency: Self::DEFAULT_REMOTE_CONCURRENCY,
             max_future_skew: Duration::from_secs(15 * 60),
             prune_delay: Duration::from_secs(5 * 60),
             final_check_lead: Duration::from_secs(30),
@@ -188,6 +203,18 @@ impl Config {
             .copied()
             .unwrap_or(Duration::from_secs(120))
     }
+}
+
+/// The relay URL of a server whose public URL is `public_url`: the same authority and
+/// path with `ws` for `http` and `wss` for `https`, no trailing slash. What
+/// announcements must list in `relays`, and what the daemon prints and advertises:
+/// one function, so the two cannot disagree.
+pub fn relay_url_of(public_url: &Url) -> String {
+    let mut u = public_url.clone();
+    let scheme = if u.scheme() == "https" { "wss" } else { "ws" };
+    // http(s) and ws(s) are all "special" schemes: the change cannot fail for them.
+    let _ = u.set_scheme(scheme);
+    u.as_str().trim_end_matches('/').to_owned()
 }
 
 /// `host[:port]` of a URL, lowercase, with the port only when it is not the scheme's

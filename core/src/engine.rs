@@ -49,6 +49,8 @@ pub(crate) struct PendingCheck {
     /// Served repositories to re-align with their authoritative state once its objects
     /// are found (see `realign.rs`).
     pub(crate) realign: Vec<RepoId>,
+    /// How many failed checks this one repeats (see [`Input::CheckFailed`]).
+    pub(crate) retries: u8,
 }
 
 /// The GRASP engine: a deterministic state machine with no I/O.
@@ -145,6 +147,7 @@ impl Engine {
             } => self.on_push_applied(repo, updates, refs, client),
             Input::RefsSeen { repo, refs } => self.on_refs_seen(&repo, &refs),
             Input::ObjectsChecked { check, found } => self.on_objects_checked(check, found),
+            Input::CheckFailed { check, found } => self.on_check_failed(check, found),
             Input::RefsListed { request, refs } => self.on_refs_listed(request, refs),
             Input::Fetched {
                 request,

@@ -47,6 +47,16 @@ impl FinalCheck {
         !self.held.is_empty()
     }
 
+    /// Whether entry expiry waits for `check`.
+    pub(crate) fn is_held(&self, check: CheckId) -> bool {
+        self.held.contains(&check)
+    }
+
+    /// Entry expiry waits for `check` too (a failed check asked again).
+    pub(crate) fn hold(&mut self, check: CheckId) {
+        self.held.insert(check);
+    }
+
     /// A deadline at `t` is set: if the checks already passed it (a purgatory expiry
     /// shorter than two leads), they come back for it.
     pub(crate) fn cover(&mut self, t: Time) {

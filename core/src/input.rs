@@ -53,6 +53,18 @@ pub enum Input {
         /// Each object found, with a repository that holds it.
         found: Vec<(Oid, RepoId)>,
     },
+    /// An [`crate::Effect::CheckObjects`] could not look everywhere it was asked to (a
+    /// repository could not be opened or read): not an answer that the rest is absent.
+    /// What `found` names is noted as present, as in [`Input::ObjectsChecked`]; the
+    /// event waiting for the check gets its verdict (it waits); a check that expiry
+    /// waits for is asked again, at most [`crate::MAX_CHECK_RETRIES`] times, before
+    /// expiry goes on by the deadlines alone.
+    CheckFailed {
+        /// The check.
+        check: CheckId,
+        /// Objects found in the repositories that could be read.
+        found: Vec<(Oid, RepoId)>,
+    },
     /// The answer to [`crate::Effect::ListRefs`].
     RefsListed {
         /// The request.

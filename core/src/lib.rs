@@ -92,8 +92,9 @@ mod verdict;
 mod version;
 mod waiting;
 
+pub use checks::MAX_CHECK_RETRIES;
 pub use clone_url::{CloneHost, CloneUrl};
-pub use config::{Config, Curation, Limits, authority_of};
+pub use config::{Config, Curation, Limits, authority_of, relay_url_of};
 pub use effect::{CheckId, Effect, ReplyToken, RequestId, ServePath};
 pub use engine::{Engine, PURGATORY_MESSAGE};
 pub use event::{Origin, VerifiedEvent, is_branch_or_tag};

@@ -48,6 +48,7 @@ impl Engine {
                     event: None,
                     gone: Vec::new(),
                     realign: vec![repo],
+                    retries: 0,
                 },
             );
             self.emit(Effect::CheckObjects { check, repos, oids });

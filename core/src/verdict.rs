@@ -164,10 +164,7 @@ impl Engine {
 
     /// The relay URL this server expects in announcements.
     pub(crate) fn our_relay_url(&self) -> String {
-        let mut u = self.config.public_url.clone();
-        let scheme = if u.scheme() == "https" { "wss" } else { "ws" };
-        let _ = u.set_scheme(scheme);
-        u.as_str().trim_end_matches('/').to_owned()
+        crate::config::relay_url_of(&self.config.public_url)
     }
 
     pub(crate) fn lists_our_clone_url(

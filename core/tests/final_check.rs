@@ -229,3 +229,119 @@ fn a_purgatory_expiry_shorter_than_the_lead_still_gets_its_check() {
         "the second entry had its check before it expired"
     );
 }
+
+/// A check before the deadline that could not read the repositories is no answer: the
+/// entry does not expire on it, the check is asked again, and the retry's answer counts.
+#[test]
+fn a_failed_check_is_asked_again_and_not_read_as_absent() {
+    let mut h = Harness::with_config(config());
+    let owner = key(1);
+    let st = waiting_state(&mut h, &owner);
+    h.hold_checks = true;
+    h.advance(mins(35));
+    let (check, _) = h.held_checks.pop().expect("a check before the deadline");
+    assert_eq!(h.engine.metrics().purgatory_states, 1, "expired unchecked");
+    h.input(Input::CheckFailed {
+        check,
+        found: Vec::new(),
+    });
+    assert_eq!(
+        h.engine.metrics().purgatory_states,
+        1,
+        "a failed check expired the entry as if its data were absent"
+    );
+    assert!(h.engine.is_holding_expiry(), "expiry waits for the retry");
+    let (again, _) = h.held_checks.pop().expect("the check is asked again");
+    assert_ne!(again, check);
+    landed_unseen(&mut h, &owner);
+    h.input(Input::ObjectsChecked {
+        check: again,
+        found: vec![(oid(5), repo(&owner, "r"))],
+    });
+    assert!(h.is_stored(&st.id), "released by the retry's answer");
+    assert!(!h.engine.is_holding_expiry());
+}
+
+/// Checks that keep failing are retried a bounded number of times; then expiry goes by
+/// the deadline alone (a repository that cannot be read must not hold purgatory for
+/// ever).
+#[test]
+fn a_check_that_keeps_failing_ends_after_its_retries() {
+    let mut h = Harness::with_config(config());
+    let owner = key(1);
+    let st = waiting_state(&mut h, &owner);
+    h.hold_checks = true;
+    h.advance(mins(35));
+    for n in 0..=MAX_CHECK_RETRIES {
+        let (check, _) = h
+            .held_checks
+            .pop()
+            .unwrap_or_else(|| panic!("attempt {n} asked"));
+        assert_eq!(h.engine.metrics().purgatory_states, 1, "attempt {n}");
+        h.input(Input::CheckFailed {
+            check,
+            found: Vec::new(),
+        });
+    }
+    assert!(h.held_checks.is_empty(), "no check after the last retry");
+    assert!(!h.engine.is_holding_expiry());
+    assert!(!h.is_stored(&st.id));
+    assert_eq!(
+        h.engine.metrics().purgatory_states,
+        0,
+        "expired by its deadline"
+    );
+}
+
+/// What a failed check found in the repositories it could read still releases.
+#[test]
+fn what_a_failed_check_found_counts() {
+    let mut h = Harness::with_config(config());
+    let owner = key(1);
+    let st = waiting_state(&mut h, &owner);
+    h.hold_checks = true;
+    h.advance(mins(35));
+    let (check, _) = h.held_checks.pop().expect("a check before the deadline");
+    landed_unseen(&mut h, &owner);
+    h.input(Input::CheckFailed {
+        check,
+        found: vec![(oid(5), repo(&owner, "r"))],
+    });
+    assert!(h.is_stored(&st.id), "released by what was found");
+}
+
+/// An event whose own check failed gets its verdict: it waits in purgatory.
+#[test]
+fn an_event_whose_check_failed_waits() {
+    let mut h = Harness::with_config(config());
+    let owner = key(1);
+    h.send(&announcement(&owner, "r", 10, &[], &[]));
+    h.send(&state(
+        &owner,
+        "r",
+        11,
+        &[("refs/heads/main", oid(1))],
+        None,
+    ));
+    let r = repo(&owner, "r");
+    assert!(
+        h.push(&r, &[("refs/heads/main", Some(oid(1)))])
+            .is_accepted()
+    );
+    h.hold_checks = true;
+    let st = state(&owner, "r", 12, &[("refs/heads/main", oid(5))], None);
+    h.post(&st);
+    let (check, _) = h.held_checks.pop().expect("the event's check");
+    assert!(
+        !h.replies.contains_key(&st.id),
+        "the verdict waits for the check"
+    );
+    h.input(Input::CheckFailed {
+        check,
+        found: Vec::new(),
+    });
+    assert_eq!(
+        h.replies.get(&st.id).map(Vec::as_slice),
+        Some(&[(true, PURGATORY.to_owned())][..])
+    );
+}

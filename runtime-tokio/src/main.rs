@@ -56,7 +56,7 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     // With port 0 the kernel picks the port; the default public URL must name it.
     config.listen = listener.local_addr()?;
     let mut server = Server::open(config).await?;
-    let engine = driver::start(
+    let (engine, mut task) = driver::start(
         server.config(),
         server.store().clone(),
         server.hub().clone(),
@@ -79,11 +79,43 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     println!("  waiting:  {base}/purgatory (local clients), or `graspd purgatory`");
     println!("  data dir: {}", config.data_dir.display());
     let handle = Arc::new(engine);
-    server
-        .serve(listener, handle.clone(), handle, shutdown_signal())
-        .await?;
+    let serving = server.serve(listener, handle.clone(), handle, shutdown_signal());
+    tokio::select! {
+        served = serving => served?,
+        ended = task.ended() => engine_died(ended),
+    }
+    // In-flight requests are done (or out of grace): the engine handles what they
+    // queued, its writes settle, then it stops.
+    if let Err(e) = task.stop(ENGINE_STOP_GRACE).await {
+        tracing::error!("{e}; exiting without waiting for it");
+        exit(1);
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long the engine task may take to settle its writes after a shutdown signal.
+const ENGINE_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The engine task ended while serving: without it every event and push would be
+/// refused, so graspd exits non-zero and the service manager restarts it (what was
+/// acknowledged is durable; the journal restores what waits).
+fn engine_died(ended: Result<(), driver::TaskEnd>) -> ! {
+    match ended {
+        Err(e) => tracing::error!("{e}; exiting so that graspd can be restarted"),
+        Ok(()) => tracing::error!(
+            "the engine task stopped while serving; exiting so that graspd can be restarted"
+        ),
+    }
+    exit(1)
+}
+
+/// Ends the process now: not through the runtime's drop, which would wait for every
+/// blocking task (a stuck git child included).
+fn exit(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    std::process::exit(code)
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

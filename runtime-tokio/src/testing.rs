@@ -151,7 +151,7 @@ impl TestServer {
     pub(crate) async fn start_engine(args: &[&str]) -> Self {
         let (dir, listener, addr, config) = bind_config(args).await;
         let mut server = Server::open(config).await.expect("open");
-        let engine = crate::driver::start(
+        let (engine, _task) = crate::driver::start(
             server.config(),
             server.store().clone(),
             server.hub().clone(),

@@ -9,6 +9,9 @@ use grasp_core::{Effect, Failure, FailureKind, Input, Time};
 use madsim::rand::Rng;
 use std::time::Duration;
 
+/// The share of object checks that fail in the faulty shape.
+const CHECK_FAILURE_RATE: f64 = 0.2;
+
 impl Driver {
     /// Executes one effect, in order, and shows it to the checker.
     pub(crate) fn execute(&mut self, now: Time, effect: Effect) {
@@ -152,12 +155,22 @@ impl Driver {
                 let Some((check, repos, oids)) = self.checks.remove(&key) else {
                     return;
                 };
-                let found = if self.planted == Planted::PhantomObject && !repos.is_empty() {
+                let found: Vec<_> = if self.planted == Planted::PhantomObject && !repos.is_empty() {
                     oids.iter().map(|o| (*o, repos[0].clone())).collect()
                 } else {
                     self.store.check(&repos, &oids)
                 };
-                self.feed(Input::ObjectsChecked { check, found });
+                // In the faulty shape some checks cannot read a repository (the daemon's
+                // `CheckFailed`): what the others held is reported, the rest is unknown.
+                if self.plan.shape == crate::shape::Shape::Faulty
+                    && self.rng.gen_bool(CHECK_FAILURE_RATE)
+                {
+                    let half = found.len() / 2;
+                    let found = found.into_iter().take(half).collect();
+                    self.feed(Input::CheckFailed { check, found });
+                } else {
+                    self.feed(Input::ObjectsChecked { check, found });
+                }
             }
             Msg::Remote { key, outcome } => {
                 let Some(p) = self.pending.remove(&key) else {

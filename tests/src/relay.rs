@@ -177,24 +177,40 @@ impl RelayClient {
 
     /// Sends `["EVENT", <event_json>]` verbatim and waits for the `OK` naming `id`.
     pub async fn publish_raw(&self, id: &str, event_json: String) -> OkReply {
+        self.try_publish_raw(id, event_json)
+            .await
+            .unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// [`Self::publish`] that returns an error, instead of panicking, when the relay
+    /// closes the connection or does not answer (for tests that stop the server
+    /// while publishing).
+    pub async fn try_publish(&self, event: &Event) -> Result<OkReply, String> {
+        self.try_publish_raw(&event.id.to_hex(), event.as_json())
+            .await
+    }
+
+    async fn try_publish_raw(&self, id: &str, event_json: String) -> Result<OkReply, String> {
         let (tx, rx) = oneshot::channel();
         {
             let mut routes = self.routes.lock().expect("routes lock");
-            assert!(!routes.closed, "relay {} closed the connection", self.url);
+            if routes.closed {
+                return Err(format!("relay {} closed the connection", self.url));
+            }
             routes.oks.insert(id.to_owned(), tx);
         }
         let text = format!("[\"EVENT\",{event_json}]");
         self.send_text(text);
         match tokio::time::timeout(ANSWER_TIMEOUT, rx).await {
-            Ok(Ok(ok)) => ok,
-            Ok(Err(_)) => panic!(
+            Ok(Ok(ok)) => Ok(ok),
+            Ok(Err(_)) => Err(format!(
                 "relay {} closed the connection before answering EVENT {id}",
                 self.url
-            ),
-            Err(_) => panic!(
+            )),
+            Err(_) => Err(format!(
                 "no OK for event {id} within {ANSWER_TIMEOUT:?} (notices: {:?})",
                 self.notices()
-            ),
+            )),
         }
     }
 

@@ -77,6 +77,12 @@ impl Options {
         self
     }
 
+    /// Sets `name=value` in graspd's environment (e.g. a debug build's fault hook).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), Some(value.to_owned())));
+        self
+    }
+
     /// `--purgatory-expiry <value>` (e.g. `"3s"`).
     pub fn purgatory_expiry(self, value: &str) -> Self {
         self.flag("--purgatory-expiry", value)
@@ -224,22 +230,34 @@ impl Graspd {
 
     /// SIGTERM, then waits up to `timeout` for a graceful exit (SIGKILL after that).
     pub fn terminate(&mut self, timeout: Duration) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
+        let _ = self.terminate_status(timeout);
+    }
+
+    /// [`Self::terminate`], returning how graspd exited (`None` if it had to be
+    /// killed, or was not running).
+    pub fn terminate_status(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.child.as_ref()?.id();
         let _ = Command::new("kill")
             .arg("-TERM")
-            .arg(child.id().to_string())
+            .arg(pid.to_string())
             .status();
+        self.wait_exit(timeout)
+    }
+
+    /// Waits up to `timeout` for graspd to exit by itself and returns its status;
+    /// `None` (after a SIGKILL) if it was still running, or was not running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
         let deadline = std::time::Instant::now() + timeout;
         while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = child.kill();
         let _ = child.wait();
+        None
     }
 
     /// Starts graspd again on the same port and data directory (after [`kill9`] or

@@ -204,16 +204,16 @@ pub struct Config {
     pub announcement_soft_expiry: Duration,
 
     /// Most concurrent fetch requests to one remote domain.
-    #[arg(long, env = "GRASPD_DOMAIN_CONCURRENCY", default_value_t = 5)]
+    #[arg(long, env = "GRASPD_DOMAIN_CONCURRENCY", default_value_t = grasp_core::Config::DEFAULT_DOMAIN_CONCURRENCY)]
     pub domain_concurrency: u32,
 
     /// Most fetch requests to one remote domain in any sliding 60 s window.
-    #[arg(long, env = "GRASPD_DOMAIN_RATE_PER_MINUTE", default_value_t = 30)]
+    #[arg(long, env = "GRASPD_DOMAIN_RATE_PER_MINUTE", default_value_t = grasp_core::Config::DEFAULT_DOMAIN_RATE)]
     pub domain_rate_per_minute: u32,
 
     /// Remote git requests (ls-remote, fetch) in flight over every domain together:
     /// strangers' clone URLs may name any number of domains.
-    #[arg(long, env = "GRASPD_MAX_REMOTE_REQUESTS", default_value_t = 32)]
+    #[arg(long, env = "GRASPD_MAX_REMOTE_REQUESTS", default_value_t = grasp_core::Config::DEFAULT_REMOTE_CONCURRENCY)]
     pub max_remote_requests: u32,
 
     /// Delay before hunting remote servers for the data of an event a client sent
@@ -268,21 +268,21 @@ pub struct Config {
     pub maintainer_model: grasp_core::MaintainerModel,
 
     /// Most repositories one author may have hosted here.
-    #[arg(long, env = "GRASPD_MAX_REPOS_PER_AUTHOR", default_value_t = 100)]
+    #[arg(long, env = "GRASPD_MAX_REPOS_PER_AUTHOR", default_value_t = grasp_core::Limits::DEFAULT.repos_per_author)]
     pub max_repos_per_author: usize,
 
     /// Most announcements waiting in purgatory on the whole server: each holds a bare
     /// repository on disk, and new keys are free, so the per-author cap alone does not
     /// bound them.
-    #[arg(long, env = "GRASPD_MAX_WAITING_REPOS", default_value_t = 10_000)]
+    #[arg(long, env = "GRASPD_MAX_WAITING_REPOS", default_value_t = grasp_core::Limits::DEFAULT.waiting_repos_total)]
     pub max_waiting_repos: usize,
     /// Most announcements of one identifier (one per key): what one more announcement
     /// of an identifier costs grows with the others, and anyone may announce any.
-    #[arg(long, env = "GRASPD_MAX_REPOS_PER_IDENTIFIER", default_value_t = 1000)]
+    #[arg(long, env = "GRASPD_MAX_REPOS_PER_IDENTIFIER", default_value_t = grasp_core::Limits::DEFAULT.repos_per_identifier)]
     pub max_repos_per_identifier: usize,
 
     /// Most events one author may have waiting in purgatory at once.
-    #[arg(long, env = "GRASPD_MAX_PURGATORY_PER_AUTHOR", default_value_t = 100)]
+    #[arg(long, env = "GRASPD_MAX_PURGATORY_PER_AUTHOR", default_value_t = grasp_core::Limits::DEFAULT.purgatory_per_author)]
     pub max_purgatory_per_author: usize,
 
     /// Bytes of every event waiting in purgatory together (their JSON).
@@ -296,14 +296,14 @@ pub struct Config {
     /// Most new `refs/nostr/<event-id>` placeholders (commits pushed before their pull
     /// request) one push may create. Placeholders need no key, so they have a budget of
     /// their own, apart from purgatory's events.
-    #[arg(long, env = "GRASPD_MAX_PLACEHOLDERS_PER_PUSH", default_value_t = 100)]
+    #[arg(long, env = "GRASPD_MAX_PLACEHOLDERS_PER_PUSH", default_value_t = grasp_core::Limits::DEFAULT.placeholders_per_push)]
     pub max_placeholders_per_push: usize,
 
     /// Most placeholders one repository may hold.
     #[arg(
         long,
         env = "GRASPD_MAX_PLACEHOLDERS_PER_REPO",
-        default_value_t = 1_000
+        default_value_t = grasp_core::Limits::DEFAULT.placeholders_per_repo
     )]
     pub max_placeholders_per_repo: usize,
 
@@ -311,12 +311,12 @@ pub struct Config {
     #[arg(
         long,
         env = "GRASPD_MAX_PLACEHOLDERS_PER_ADDRESS",
-        default_value_t = 1_000
+        default_value_t = grasp_core::Limits::DEFAULT.placeholders_per_client
     )]
     pub max_placeholders_per_address: usize,
 
     /// Most placeholders on the server.
-    #[arg(long, env = "GRASPD_MAX_PLACEHOLDERS", default_value_t = 25_000)]
+    #[arg(long, env = "GRASPD_MAX_PLACEHOLDERS", default_value_t = grasp_core::Limits::DEFAULT.placeholders_total)]
     pub max_placeholders: usize,
 
     /// How long after a `refs/nostr/` placeholder expires its repository's unreachable
@@ -361,23 +361,26 @@ impl Config {
 
     /// The relay URL clients connect to: the public URL with `ws`/`wss` for the scheme.
     pub fn relay_url(&self) -> String {
-        let base = self.public_base();
-        if let Some(rest) = base.strip_prefix("https://") {
-            format!("wss://{rest}")
-        } else if let Some(rest) = base.strip_prefix("http://") {
-            format!("ws://{rest}")
-        } else {
-            base
+        match url::Url::parse(&self.public_base()) {
+            Ok(url) => grasp_core::relay_url_of(&url),
+            Err(_) => self.public_base(),
         }
     }
 
     /// Whether operators restricted who or what is hosted beyond spam prevention
     /// (NIP-11 then carries a `curation` statement).
     pub fn is_curated(&self) -> bool {
-        !(self.allow_pubkeys.is_empty()
-            && self.deny_pubkeys.is_empty()
-            && self.allow_identifiers.is_empty()
-            && self.deny_identifiers.is_empty())
+        self.curation().is_curated()
+    }
+
+    /// The allow and deny lists, as the engine takes them.
+    pub fn curation(&self) -> grasp_core::Curation {
+        grasp_core::Curation {
+            allow_pubkeys: self.allow_pubkeys.iter().copied().collect(),
+            deny_pubkeys: self.deny_pubkeys.iter().copied().collect(),
+            allow_identifiers: self.allow_identifiers.iter().cloned().collect(),
+            deny_identifiers: self.deny_identifiers.iter().cloned().collect(),
+        }
     }
 
     /// Where the event store lives.

@@ -132,6 +132,8 @@ impl Driver {
             }
             Effect::CopyObjects { from, to, oids } => {
                 let (Ok(f), Ok(t)) = (repo_path(&from), repo_path(&to)) else {
+                    tracing::warn!(%from, repo = %to, effect = "copy objects",
+                        "failed: not a valid repository path");
                     return;
                 };
                 let (fd, td) = (self.repos.dir(&f), self.repos.dir(&t));
@@ -142,7 +144,9 @@ impl Driver {
                 .await;
             }
             Effect::AlignRepo { repo, refs, head } => {
-                let Ok(p) = repo_path(&repo) else { return };
+                let Some(p) = valid_path(&repo, "align refs") else {
+                    return;
+                };
                 let dir = self.repos.dir(&p);
                 let wanted = hex_refs(&refs);
                 self.blocking("align refs", &repo, move || {
@@ -155,7 +159,9 @@ impl Driver {
                 .await;
             }
             Effect::SetRef { repo, name, target } => {
-                let Ok(p) = repo_path(&repo) else { return };
+                let Some(p) = valid_path(&repo, "set ref") else {
+                    return;
+                };
                 let dir = self.repos.dir(&p);
                 self.blocking("set ref", &repo, move || match target {
                     Some(o) => git_ops::set_ref(&dir, &name, &o.to_string()),
@@ -164,7 +170,9 @@ impl Driver {
                 .await;
             }
             Effect::PruneObjects { repo, keep } => {
-                let Ok(p) = repo_path(&repo) else { return };
+                let Some(p) = valid_path(&repo, "prune objects") else {
+                    return;
+                };
                 let keep = keep.iter().map(Oid::to_string).collect();
                 // In the background, one at a time, never during a push (housekeeping.rs).
                 self.repos.housekeeping().prune(&self.repos.dir(&p), keep);
@@ -280,21 +288,33 @@ impl Driver {
     /// `grasp_core::Limits::repos_per_check` repositories); its answer comes back as an
     /// input like a fetch's. At most [`super::CHECKS_IN_FLIGHT`] run at once, so that a
     /// flood of checks cannot take every blocking thread from the git work the engine
-    /// task waits for.
+    /// task waits for. A repository that cannot be read is logged and makes the answer
+    /// [`Input::CheckFailed`]: what it would have held is unknown, not absent.
     fn check_objects(&mut self, check: grasp_core::CheckId, repos: Vec<RepoId>, oids: Vec<Oid>) {
-        let dirs: Vec<(RepoId, std::path::PathBuf)> = repos
-            .into_iter()
-            .filter_map(|r| repo_path(&r).ok().map(|p| (r, self.repos.dir(&p))))
-            .collect();
+        let mut failed = Vec::new();
+        let mut dirs: Vec<(RepoId, std::path::PathBuf)> = Vec::with_capacity(repos.len());
+        for r in repos {
+            match repo_path(&r) {
+                Ok(p) => dirs.push((r, self.repos.dir(&p))),
+                Err(e) => failed.push((r, format!("not a valid repository path: {e}"))),
+            }
+        }
         let (tx, permits) = (self.tx.clone(), std::sync::Arc::clone(&self.checks));
         tokio::spawn(async move {
             let _permit = permits.acquire_owned().await;
-            let found = tokio::task::spawn_blocking(move || find_objects(&dirs, oids))
-                .await
-                .unwrap_or_default();
-            let _ = tx
-                .send(Command::Result(Input::ObjectsChecked { check, found }))
-                .await;
+            let wanted = oids.len();
+            let all: Vec<RepoId> = dirs.iter().map(|(r, _)| r.clone()).collect();
+            let mut looked =
+                match tokio::task::spawn_blocking(move || find_objects(&dirs, oids)).await {
+                    Ok(looked) => looked,
+                    Err(e) => Looked {
+                        found: Vec::new(),
+                        failed: all.into_iter().map(|r| (r, e.to_string())).collect(),
+                        missing: wanted,
+                    },
+                };
+            looked.failed.extend(failed);
+            let _ = tx.send(Command::Result(check_answer(check, looked))).await;
         });
     }
 
@@ -305,7 +325,7 @@ impl Driver {
             + 'static,
     {
         let Ok(p) = repo_path(repo) else {
-            tracing::error!(%repo, "{what}: not a valid repository path");
+            tracing::warn!(%repo, effect = what, "failed: not a valid repository path");
             return;
         };
         let repos = self.repos.clone();
@@ -318,8 +338,8 @@ impl Driver {
     {
         match tokio::task::spawn_blocking(f).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(%repo, "{what} failed: {e}"),
-            Err(e) => tracing::error!(%repo, "{what} panicked: {e}"),
+            Ok(Err(e)) => tracing::warn!(%repo, effect = what, "failed: {e}"),
+            Err(e) => tracing::warn!(%repo, effect = what, "panicked: {e}"),
         }
     }
 }
@@ -335,27 +355,76 @@ fn journal_event(key: &JournalKey) -> Option<EventId> {
     }
 }
 
+/// `repo`'s path, or a warning naming the effect that cannot run (the engine only
+/// names repositories it validated, so this is a bug, not a client's fault).
+fn valid_path(repo: &RepoId, effect: &'static str) -> Option<crate::repo::RepoPath> {
+    match repo_path(repo) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(%repo, effect, "failed: not a valid repository path: {e}");
+            None
+        }
+    }
+}
+
+/// What an object check saw.
+#[derive(Debug, Default)]
+pub(super) struct Looked {
+    /// Each object found, with the repository it was found in.
+    pub(super) found: Vec<(Oid, RepoId)>,
+    /// The repositories that could not be read, and why.
+    pub(super) failed: Vec<(RepoId, String)>,
+    /// How many of the objects asked for were not found.
+    pub(super) missing: usize,
+}
+
+/// The input a check's result is: [`Input::ObjectsChecked`] if every repository was
+/// read or every object found anyway, else [`Input::CheckFailed`]. Each repository that
+/// failed is logged here, once.
+pub(super) fn check_answer(check: grasp_core::CheckId, looked: Looked) -> Input {
+    for (repo, why) in &looked.failed {
+        tracing::warn!(%repo, effect = "check objects", "failed: {why}");
+    }
+    if looked.failed.is_empty() || looked.missing == 0 {
+        Input::ObjectsChecked {
+            check,
+            found: looked.found,
+        }
+    } else {
+        Input::CheckFailed {
+            check,
+            found: looked.found,
+        }
+    }
+}
+
 /// For each of `oids`, the first of `dirs` (in order) that has it; a repository is
-/// opened only while some object is still unfound, and asked only for those.
-fn find_objects(dirs: &[(RepoId, std::path::PathBuf)], mut oids: Vec<Oid>) -> Vec<(Oid, RepoId)> {
+/// opened only while some object is still unfound, and asked only for those. A
+/// repository that cannot be opened is reported, not read as empty.
+pub(super) fn find_objects(dirs: &[(RepoId, std::path::PathBuf)], mut oids: Vec<Oid>) -> Looked {
     oids.sort();
     oids.dedup();
-    let mut found = Vec::new();
+    let mut looked = Looked::default();
     for (repo, dir) in dirs {
         if oids.is_empty() {
             break;
         }
         let wanted: Vec<String> = oids.iter().map(Oid::to_string).collect();
-        let Ok(have) = git_ops::existing_oids(dir, &wanted) else {
-            continue;
+        let have = match git_ops::existing_oids(dir, &wanted) {
+            Ok(have) => have,
+            Err(e) => {
+                looked.failed.push((repo.clone(), e.to_string()));
+                continue;
+            }
         };
         oids.retain(|o| {
             let here = have.contains(&o.to_string());
             if here {
-                found.push((*o, repo.clone()));
+                looked.found.push((*o, repo.clone()));
             }
             !here
         });
     }
-    found
+    looked.missing = oids.len();
+    looked
 }

@@ -5,6 +5,13 @@
 //! a well-kept, pure-Rust, ACID key-value store; every commit is durable (fsync) before
 //! it returns, which is the guarantee "journalled before the OK" needs. Records are
 //! small JSON documents keyed by `JournalKey`'s string form.
+//!
+//! Each value starts with a format byte ([`FORMAT`]), then the record's JSON. Values
+//! written before the byte existed start with the JSON's `{` and are read as format 0
+//! (the same JSON). A value that does not decode, or names a format this build does not
+//! know (a downgrade), stops the start with an error naming its key: a record is an
+//! acknowledged event or a budget, never dropped without the operator's say
+//! (docs/sync.md, "The journal's format").
 
 use std::path::Path;
 use std::sync::{Arc, mpsc};
@@ -15,6 +22,14 @@ use redb::{Database, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("purgatory");
+
+/// The format byte of the records this build writes: format 1 is the byte, then the
+/// [`JournalRecord`] JSON. A change to the JSON that old builds could misread takes the
+/// next number; readers keep decoding every older one.
+pub(crate) const FORMAT: u8 = 1;
+
+/// The first byte of an unversioned (format 0) record: its JSON object's brace.
+const FORMAT_0: u8 = b'{';
 
 /// redb's page cache. Its default (1 GiB) kept every written page resident, ~1.5 KiB of
 /// memory per purgatory entry; the journal is read once, at startup, and written in
@@ -99,7 +114,7 @@ impl Journal {
         &self,
         record: &JournalRecord,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + use<> {
-        let value = serde_json::to_vec(record).map_err(err);
+        let value = encode(record);
         let key = record.key().to_string();
         let queued = value.map(|v| self.queue(key, Some(v)));
         async move { queued?.await.map_err(err)? }
@@ -130,24 +145,26 @@ impl Journal {
 
     /// Calls `visit` with every record, for startup hydration, one at a time so that a
     /// large purgatory is never held twice in memory. Returns how many were visited.
-    /// Unreadable records are skipped with a log line rather than blocking the start.
+    /// The first record that cannot be read is an error naming it (the start stops).
     pub fn for_each(&self, mut visit: impl FnMut(JournalRecord)) -> Result<usize, JournalError> {
         let tx = self.inner.db.begin_read().map_err(err)?;
         let table = tx.open_table(TABLE).map_err(err)?;
         let mut visited = 0;
         for row in table.iter().map_err(err)? {
             let (k, v) = row.map_err(err)?;
-            match serde_json::from_slice::<JournalRecord>(v.value()) {
-                Ok(r) => {
-                    visit(r);
-                    visited += 1;
-                }
-                Err(e) => {
-                    tracing::error!(key = k.value(), "unreadable journal record skipped: {e}")
-                }
-            }
+            visit(decode(k.value(), v.value())?);
+            visited += 1;
         }
         Ok(visited)
+    }
+
+    /// Writes raw bytes under `key`, as another build or a fault would (tests).
+    #[cfg(test)]
+    pub(crate) fn put_raw(path: &Path, key: &str, value: &[u8]) {
+        let db = Database::create(path).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(TABLE).unwrap().insert(key, value).unwrap();
+        tx.commit().unwrap();
     }
 
     /// Every record (tests).
@@ -157,6 +174,31 @@ impl Journal {
         self.for_each(|r| out.push(r))?;
         Ok(out)
     }
+}
+
+/// A record's stored form: [`FORMAT`], then its JSON.
+pub(super) fn encode(record: &JournalRecord) -> Result<Vec<u8>, JournalError> {
+    let mut value = vec![FORMAT];
+    serde_json::to_writer(&mut value, record).map_err(err)?;
+    Ok(value)
+}
+
+/// Reads a stored record of any known format; the error names its key.
+fn decode(key: &str, value: &[u8]) -> Result<JournalRecord, JournalError> {
+    let json = match value.first() {
+        Some(&FORMAT_0) => value,
+        Some(&FORMAT) => &value[1..],
+        Some(&other) => {
+            return Err(JournalError(format!(
+                "record {key:?} has format {other}, which this graspd ({}) does not know \
+                 (it reads formats 0 to {FORMAT}); was the journal written by a newer graspd?",
+                env!("CARGO_PKG_VERSION")
+            )));
+        }
+        None => return Err(JournalError(format!("record {key:?} is empty"))),
+    };
+    serde_json::from_slice(json)
+        .map_err(|e| JournalError(format!("record {key:?} is unreadable: {e}")))
 }
 
 /// The writer thread: waits for a write, takes every write queued behind it (up to

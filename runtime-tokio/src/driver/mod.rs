@@ -5,14 +5,21 @@
 
 mod adopt;
 #[cfg(test)]
+mod check_failure_tests;
+#[cfg(test)]
 mod check_tests;
 mod clock;
+#[cfg(test)]
+mod config_tests;
 mod convert;
+mod debug_hooks;
 mod effects;
 #[cfg(test)]
 mod failure_tests;
 mod guard;
 mod journal;
+#[cfg(test)]
+mod journal_format_tests;
 mod metrics;
 mod remote;
 #[cfg(test)]
@@ -29,8 +36,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use grasp_core::nostr::prelude::Event;
 use grasp_core::{
-    Config as EngineConfig, Curation, Engine, Input, Oid, Origin, PushRequest, PushVerdict,
-    ReplyToken, RepoId, VerifiedEvent,
+    Config as EngineConfig, Engine, Input, Oid, Origin, PushRequest, PushVerdict, ReplyToken,
+    RepoId, VerifiedEvent,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -78,6 +85,10 @@ pub(crate) enum Command {
         /// Whether to include every waiting event and sync entry.
         entries: bool,
     },
+    /// Stop: commands queued before it are handled, writes in flight settle, then the
+    /// task ends. Explicit because the task's own remote requests hold senders too, so
+    /// the channel never closes by itself.
+    Shutdown,
 }
 
 /// The engine's configuration from the command line.
@@ -114,12 +125,7 @@ pub fn engine_config(config: &Config) -> Result<EngineConfig, String> {
     c.limits.placeholders_per_repo = config.max_placeholders_per_repo;
     c.limits.placeholders_per_client = config.max_placeholders_per_address;
     c.limits.placeholders_total = config.max_placeholders;
-    c.curation = Curation {
-        allow_pubkeys: config.allow_pubkeys.iter().copied().collect(),
-        deny_pubkeys: config.deny_pubkeys.iter().copied().collect(),
-        allow_identifiers: config.allow_identifiers.iter().cloned().collect(),
-        deny_identifiers: config.deny_identifiers.iter().cloned().collect(),
-    };
+    c.curation = config.curation();
     Ok(c)
 }
 
@@ -147,13 +153,70 @@ pub struct EngineHandle {
     tx: mpsc::Sender<Command>,
 }
 
+/// The running engine task, for `main`: its end — a panic or a stop nobody asked for —
+/// must end the process, and a shutdown must stop it after its writes settle.
+#[derive(Debug)]
+pub struct EngineTask {
+    join: tokio::task::JoinHandle<()>,
+    tx: mpsc::Sender<Command>,
+}
+
+/// How the engine task ended.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskEnd {
+    /// It panicked (the panic message, when it was a string).
+    #[error("the engine task panicked: {0}")]
+    Panicked(String),
+    /// It was cancelled (the runtime is going down).
+    #[error("the engine task was cancelled")]
+    Cancelled,
+    /// It did not stop within the time given to [`EngineTask::stop`].
+    #[error("the engine task did not stop within {0:?}")]
+    Stuck(Duration),
+}
+
+impl EngineTask {
+    /// Waits for the task to end by itself; `Ok` is a clean return, which while
+    /// serving means something stopped it that should not have.
+    pub async fn ended(&mut self) -> Result<(), TaskEnd> {
+        join_outcome((&mut self.join).await)
+    }
+
+    /// Asks the task to stop (after every command queued before, once its writes are
+    /// durable) and waits up to `grace` for it.
+    pub async fn stop(mut self, grace: Duration) -> Result<(), TaskEnd> {
+        // A send error means the task has ended already; its join says how.
+        let _ = self.tx.send(Command::Shutdown).await;
+        match tokio::time::timeout(grace, &mut self.join).await {
+            Ok(joined) => join_outcome(joined),
+            Err(_) => Err(TaskEnd::Stuck(grace)),
+        }
+    }
+}
+
+fn join_outcome(joined: Result<(), tokio::task::JoinError>) -> Result<(), TaskEnd> {
+    match joined {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".to_owned());
+            Err(TaskEnd::Panicked(message))
+        }
+        Err(_) => Err(TaskEnd::Cancelled),
+    }
+}
+
 /// Hydrates an engine from the store and the journal and starts its task.
 pub async fn start(
     config: &Config,
     store: Store,
     hub: Hub,
     repos: Repos,
-) -> Result<EngineHandle, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(EngineHandle, EngineTask), Box<dyn std::error::Error + Send + Sync>> {
     let journal = Journal::open(&config.data_dir.join("journal.redb"))?;
     let mut engine = Engine::new(engine_config(config)?);
     let now = clock::now();
@@ -188,8 +251,8 @@ pub async fn start(
         checks: std::sync::Arc::new(tokio::sync::Semaphore::new(CHECKS_IN_FLIGHT)),
     };
     driver.execute().await;
-    tokio::spawn(driver.run(rx));
-    Ok(EngineHandle { tx })
+    let join = tokio::spawn(driver.run(rx));
+    Ok((EngineHandle { tx: tx.clone() }, EngineTask { join, tx }))
 }
 
 impl Driver {
@@ -201,8 +264,8 @@ impl Driver {
                 .map_or(Duration::from_secs(3600), clock::until);
             tokio::select! {
                 cmd = rx.recv() => match cmd {
-                        Some(c) => self.on_command(c).await,
-                    None => break,
+                    Some(Command::Shutdown) | None => break,
+                    Some(c) => self.on_command(c).await,
                 },
                 Some(written) = self.writes.next(), if !self.writes.is_idle() => {
                     self.on_written(written);
@@ -221,6 +284,7 @@ impl Driver {
         let now = clock::now();
         match cmd {
             Command::Event { event, reply } => {
+                debug_hooks::on_event();
                 self.next_token += 1;
                 let token = self.next_token;
                 self.replies.insert(token, reply);
@@ -282,6 +346,8 @@ impl Driver {
             Command::View { reply, entries } => {
                 let _ = reply.send(View::of(&self.engine, &self.metrics, entries));
             }
+            // `run` ends the loop on it before calling here.
+            Command::Shutdown => {}
         }
     }
 }

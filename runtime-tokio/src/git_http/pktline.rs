@@ -186,7 +186,7 @@ async fn read_exact<R: AsyncRead + Unpin>(
 }
 
 fn is_hex_id(id: &str) -> bool {
-    matches!(id.len(), 40 | 64) && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    grasp_core::Oid::parse(id).is_some()
 }
 
 fn is_zero(id: &str) -> bool {

@@ -77,10 +77,8 @@ impl RepoRefs {
     }
 }
 
-/// Whether `name` is under `refs/heads/` or `refs/tags/`.
-pub fn is_branch_or_tag(name: &str) -> bool {
-    name.starts_with("refs/heads/") || name.starts_with("refs/tags/")
-}
+/// Whether `name` is under `refs/heads/` or `refs/tags/`: the engine's rule.
+pub use grasp_core::is_branch_or_tag;
 
 /// Runs `git` with prompts disabled, returning its output or a [`GitOpsError::Command`].
 fn run_git(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<Output, GitOpsError> {

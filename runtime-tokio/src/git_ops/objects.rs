@@ -7,10 +7,15 @@ use git2::{Oid, Repository};
 
 use super::{GitOpsError, run_git};
 
-/// Whether `id` is an object id as state events and git write them: 40 (SHA-1) or 64
-/// (SHA-256) lowercase hex characters.
+/// Whether `id` is an object id as state events and git write them (40 or 64
+/// lowercase hex digits): grasp-core's [`grasp_core::Oid`] decides.
 pub fn is_object_id(id: &str) -> bool {
-    matches!(id.len(), 40 | 64) && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    grasp_core::Oid::parse(id).is_some()
+}
+
+/// Whether `id` is a SHA-1 object id, the only kind libgit2 reads here.
+pub(crate) fn is_sha1_id(id: &str) -> bool {
+    matches!(grasp_core::Oid::parse(id), Some(grasp_core::Oid::Sha1(_)))
 }
 
 /// The ids among `oids` whose objects exist in the repository at `dir`.
@@ -22,7 +27,7 @@ pub fn existing_oids(dir: &Path, oids: &[String]) -> Result<BTreeSet<String>, Gi
     let odb = repo.odb()?;
     let mut present = BTreeSet::new();
     for id in oids {
-        if id.len() != 40 || !is_object_id(id) {
+        if !is_sha1_id(id) {
             continue;
         }
         if let Ok(oid) = Oid::from_str(id) {

@@ -69,7 +69,10 @@ pub fn align_refs(dir: &Path, wanted: &BTreeMap<String, String>) -> Result<(), G
     if deletes.is_empty() && updates.is_empty() {
         return Ok(());
     }
-    if updates.iter().any(|(_, new, _)| new.len() != 40) {
+    if updates
+        .iter()
+        .any(|(_, new, _)| !super::objects::is_sha1_id(new))
+    {
         // libgit2 as built here speaks SHA-1 only; git itself handles SHA-256 repos.
         return align_with_update_ref(dir, &deletes, &updates);
     }
@@ -148,7 +151,7 @@ pub fn set_ref(dir: &Path, name: &str, id: &str) -> Result<(), GitOpsError> {
     if !name.starts_with("refs/") || !Reference::is_valid_name(name) {
         return Err(GitOpsError::InvalidRef(name.to_owned()));
     }
-    if id.len() != 40 || !is_object_id(id) {
+    if !super::objects::is_sha1_id(id) {
         return Err(GitOpsError::InvalidOid(id.to_owned()));
     }
     let repo = Repository::open_bare(dir)?;
