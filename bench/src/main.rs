@@ -16,6 +16,8 @@
 //! - `slowreq`: graspd's peak memory while slow readers take 80 MB of stored events
 //!   each, and while clients send 0.84 MB filters.
 //! - `samed`: 1,000 keys announcing one identifier, and an unrelated user's latency.
+//! - `repos`: graspd's resident memory and disk per waiting repository (announcement,
+//!   state, bare repository) with 10,000 waiting.
 //!
 //! Sync at scale is an engine benchmark (`cargo bench -p grasp-core --bench
 //! sync_scale`); `scripts/bench` runs everything. Every server binds 127.0.0.1 only.
@@ -36,6 +38,7 @@ mod push_fetch;
 mod release;
 mod repo_gen;
 mod report;
+mod repos;
 mod rounds;
 mod samed;
 mod slowreq;
@@ -70,6 +73,7 @@ enum Bench {
     Flood,
     Slowreq,
     Samed,
+    Repos,
 }
 
 /// The workload size.
@@ -110,6 +114,7 @@ async fn main() {
             Bench::Flood,
             Bench::Slowreq,
             Bench::Samed,
+            Bench::Repos,
         ]
     } else {
         args.benches
@@ -127,6 +132,7 @@ async fn main() {
             Bench::Flood => flood::run(scale).await,
             Bench::Slowreq => slowreq::run(scale).await,
             Bench::Samed => samed::run(scale).await,
+            Bench::Repos => repos::run(scale).await,
         };
         println!("{}", report::table(&found));
         rows.extend(found);

@@ -28,7 +28,7 @@ const REPOS_PER_OWNER: usize = 50;
 const CONNECTIONS: usize = 4;
 /// Entries published one by one first, each checked for the exact purgatory OK.
 const CHECKED: usize = 100;
-const SETTLE: Duration = Duration::from_secs(3);
+pub(crate) const SETTLE: Duration = Duration::from_secs(3);
 const TARGET: &str = "≤ 1 KiB per entry beyond the event JSON";
 
 /// Fills purgatory and reports resident memory and journal size per entry.
@@ -195,7 +195,7 @@ fn sign_prs(repos: &[String], count: usize) -> Vec<Event> {
 
 /// Restarts graspd (same data) and connects the main and `CONNECTIONS` clients, then
 /// lets it settle: the same process state before and after filling purgatory.
-async fn fresh_start(world: &mut World) -> Vec<RelayClient> {
+pub(crate) async fn fresh_start(world: &mut World) -> Vec<RelayClient> {
     world.server.restart().await;
     world.relay = RelayClient::connect(&world.server.relay_url()).await;
     let mut clients = Vec::new();
@@ -208,14 +208,22 @@ async fn fresh_start(world: &mut World) -> Vec<RelayClient> {
 
 /// PRs waiting in purgatory, from `/metrics`.
 async fn waiting(world: &World) -> usize {
+    waiting_of(world, "pull_request").await
+}
+
+/// Events of `kind` (the metric's label: `announcement`, `state`, `pull_request`)
+/// waiting in purgatory, from `/metrics`.
+pub(crate) async fn waiting_of(world: &World, kind: &str) -> usize {
     let metrics = histogram::scrape(&world.server.base_url()).await;
+    let prefix = format!("graspd_purgatory_entries{{kind=\"{kind}\"}} ");
     metrics
         .lines()
-        .find_map(|l| l.strip_prefix("graspd_purgatory_entries{kind=\"pull_request\"} "))
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
 }
 
-fn file_len(path: &std::path::Path) -> u64 {
+/// The size of the file at `path`, zero when there is none.
+pub(crate) fn file_len(path: &std::path::Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }

@@ -81,6 +81,7 @@ mod related;
 mod release;
 mod repo;
 mod repo_index;
+mod small_map;
 mod sync;
 mod sync_queue;
 mod throttle;

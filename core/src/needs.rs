@@ -8,6 +8,7 @@ use crate::oid::Oid;
 use crate::purgatory::{Entry, Purgatory, Waiting};
 use crate::repo::RepoId;
 use crate::repo_index::RepoIndex;
+use crate::small_map::SmallMap;
 use nostr::prelude::PublicKey;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,8 +23,10 @@ pub(crate) struct NeedIndex {
 
 #[derive(Debug, Default)]
 struct IdentNeeds {
-    oids: BTreeMap<Oid, u32>,
-    announcers: BTreeMap<PublicKey, u32>,
+    /// `SmallMap`s: an identifier usually waits for one state's few objects and one
+    /// announcement, and a `BTreeMap` node for one entry was ~420 bytes.
+    oids: SmallMap<Oid, u32>,
+    announcers: SmallMap<PublicKey, u32>,
 }
 
 impl NeedIndex {
@@ -34,8 +37,7 @@ impl NeedIndex {
                 .by_d
                 .get_or_default(e.ident)
                 .announcers
-                .entry(e.event.pubkey)
-                .or_default() += 1;
+                .get_or_default(e.event.pubkey) += 1;
             return;
         }
         let mut own = own_oids(e).peekable();
@@ -44,7 +46,7 @@ impl NeedIndex {
         }
         let map = &mut self.by_d.get_or_default(e.ident).oids;
         for o in own {
-            *map.entry(o).or_default() += 1;
+            *map.get_or_default(o) += 1;
         }
     }
 
@@ -75,7 +77,7 @@ fn own_oids(e: &Entry) -> impl Iterator<Item = Oid> + '_ {
     refs.into_iter().flatten().chain(tip)
 }
 
-fn uncount<K: Ord>(map: &mut BTreeMap<K, u32>, keys: impl IntoIterator<Item = K>) {
+fn uncount<K: Ord>(map: &mut SmallMap<K, u32>, keys: impl IntoIterator<Item = K>) {
     for k in keys {
         if let Some(n) = map.get_mut(&k) {
             *n -= 1;
@@ -89,7 +91,7 @@ fn uncount<K: Ord>(map: &mut BTreeMap<K, u32>, keys: impl IntoIterator<Item = K>
 /// What `d` needs, answered without building the set: its entries' objects plus its
 /// waiting announcements' authoritative objects, minus those known present (if given).
 pub(crate) struct Needs<'a> {
-    own: Option<&'a BTreeMap<Oid, u32>>,
+    own: Option<&'a SmallMap<Oid, u32>>,
     /// From waiting announcements (rarely any).
     derived: Vec<Oid>,
     present: Option<&'a BTreeMap<Oid, RepoId>>,
@@ -110,7 +112,7 @@ impl Needs<'_> {
         if self.present.is_none() {
             // Nothing of the identifier is here: the sizes say it, without reading the
             // B-tree's nodes (on every sync result, for two identifiers picked at random).
-            return self.own.is_none_or(BTreeMap::is_empty) && self.derived.is_empty();
+            return self.own.is_none_or(SmallMap::is_empty) && self.derived.is_empty();
         }
         let own = self.own.into_iter().flat_map(|m| m.keys());
         !own.chain(&self.derived).any(|o| self.missing(o))

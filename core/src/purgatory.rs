@@ -10,6 +10,7 @@ use crate::keyed::{Keyed, KeyedMap};
 use crate::needs::NeedIndex;
 use crate::oid::Oid;
 use crate::packed::PackedEvent;
+use crate::small_map::SmallMap;
 use crate::time::Time;
 use crate::timers::DeadlineSet;
 use nostr::prelude::{Coordinate, EventId, PublicKey};
@@ -187,7 +188,8 @@ struct Group {
     /// The waiting announcement (`false`) or state (`true`) of each author: one per
     /// (identifier, author). Keyed inside the identifier's group, so a lookup allocates
     /// nothing and an entry does not carry its own copy of the identifier.
-    latest: BTreeMap<(PublicKey, bool), EventId>,
+    /// A `SmallMap`: a `BTreeMap` node for the usual one or two was 731 bytes.
+    latest: SmallMap<(PublicKey, bool), EventId>,
     /// Pull requests, and any announcement or state displaced from `latest` by a later
     /// one of the same author while it still waits (on restore, say).
     others: BTreeSet<IdKey>,

@@ -5,6 +5,7 @@ use crate::keyed::{Keyed, KeyedMap};
 use crate::maintainer_set::{MaintainerModel, MaintainerSets};
 use crate::membership::Membership;
 use crate::repo::RepoId;
+use crate::small_map::SmallMap;
 use nostr::prelude::{EventId, PublicKey, Timestamp};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -88,7 +89,9 @@ pub(crate) struct SetChange {
 /// iterates over identifiers in an order that reaches effects.
 #[derive(Debug)]
 pub(crate) struct RepoIndex {
-    anns: KeyedMap<String, BTreeMap<PublicKey, AnnInfo>>,
+    /// Per identifier, each owner's announcement: usually one, which a `SmallMap` holds in
+    /// one exact allocation (a `BTreeMap` node for it was 1.7 KiB).
+    anns: KeyedMap<String, SmallMap<PublicKey, AnnInfo>>,
     states: KeyedMap<String, BTreeMap<PublicKey, StateInfo>>,
     /// Maintainer sets per identifier and owner, recomputed when an announcement they
     /// depend on changes (rare) rather than on every decision (frequent). Only owners
@@ -132,7 +135,7 @@ impl RepoIndex {
 
     /// How many announcements of `d` are indexed (for the per-identifier cap).
     pub(crate) fn announcement_count(&self, d: &str) -> usize {
-        self.anns.get(d).map_or(0, BTreeMap::len)
+        self.anns.get(d).map_or(0, SmallMap::len)
     }
 
     pub(crate) fn announcements(&self, d: &str) -> impl Iterator<Item = (&PublicKey, &AnnInfo)> {
