@@ -81,9 +81,17 @@ impl Engine {
     /// at most [`crate::Limits::repos_per_check`]: `first`; then those of the owners in
     /// `author`'s own maintainer set (chosen by the author, not by whoever lists them);
     /// then those whose maintainer set holds `author` (aligned to its states); then the
-    /// others of `d`, in key order.
+    /// others of `d`, in key order. When every repository of `d` fits, the order is only
+    /// `first`, then key order: nothing is left out, so the preference is not computed
+    /// (it was a third of a state verdict's instructions).
     pub(crate) fn check_repos(&self, d: &str, first: &[RepoId], author: &PublicKey) -> Vec<RepoId> {
         let cap = self.config.limits.repos_per_check;
+        if self.repos.announcement_count(d) <= cap {
+            let mut all = self.repos.repos(d);
+            let firsts: Vec<RepoId> = first.iter().filter(|r| all.contains(r)).cloned().collect();
+            all.retain(|r| !firsts.contains(r));
+            return firsts.into_iter().chain(all).collect();
+        }
         let exists = |owner: &PublicKey| {
             self.repos
                 .announcement(owner, d)
@@ -97,12 +105,7 @@ impl Engine {
             .filter(|r| r.d == d)
             .map(|r| r.owner)
             .chain(own_set.iter().copied())
-            .chain(
-                self.repos
-                    .announcements(d)
-                    .filter(|(o, _)| self.repos.is_maintainer(o, d, author))
-                    .map(|(o, _)| *o),
-            )
+            .chain(self.repos.owners_confirming(d, author, |_| true).copied())
             .chain(self.repos.announcements(d).map(|(o, _)| *o));
         for owner in candidates {
             if out.len() >= cap {
@@ -176,13 +179,14 @@ impl Engine {
         let Some(entry) = self.purgatory.get(id) else {
             return false;
         };
-        let present = self.present.get(&entry.ident);
-        entry.own_needs().is_some_and(|oids| {
-            !oids.is_empty()
-                && oids
-                    .iter()
-                    .all(|o| present.is_some_and(|p| p.contains_key(o)))
-        })
+        // Nothing known present for the identifier (the usual answer "not found"): no
+        // need to read the entry's needs.
+        let Some(present) = self.present.get(&entry.ident) else {
+            return false;
+        };
+        entry
+            .own_needs()
+            .is_some_and(|oids| !oids.is_empty() && oids.iter().all(|o| present.contains_key(o)))
     }
 
     pub(crate) fn on_objects_checked(&mut self, check: CheckId, found: Vec<(Oid, RepoId)>) {

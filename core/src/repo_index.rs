@@ -56,6 +56,19 @@ impl StateInfo {
     }
 }
 
+/// Whether `pk` is a confirmed maintainer of `owner`'s repository, given the sets of its
+/// identifier (an owner without stored sets stands alone).
+fn confirms(
+    sets: Option<&BTreeMap<PublicKey, MaintainerSets>>,
+    owner: &PublicKey,
+    pk: &PublicKey,
+) -> bool {
+    match sets.and_then(|m| m.get(owner)) {
+        Some(sets) => sets.is_confirmed(pk),
+        None => owner == pk,
+    }
+}
+
 /// What a key that is only invited to maintain `d` is told, and the operator view shows.
 pub(crate) fn invited_message(pk: &PublicKey, d: &str) -> String {
     format!(
@@ -342,10 +355,23 @@ impl RepoIndex {
     /// Whether `pk` is a confirmed maintainer of `(owner, d)`: authority for pushes,
     /// alignment and release.
     pub(crate) fn is_maintainer(&self, owner: &PublicKey, d: &str, pk: &PublicKey) -> bool {
-        match self.sets.get(d).and_then(|m| m.get(owner)) {
-            Some(sets) => sets.is_confirmed(pk),
-            None => owner == pk,
-        }
+        confirms(self.sets.get(d), owner, pk)
+    }
+
+    /// The owners of `d` whose announcement passes `keep` and whose confirmed set holds
+    /// `pk`. The sets of `d` are looked up once (a keyed hash of the name), not once per
+    /// announcement: a state's verdict asks this several times.
+    pub(crate) fn owners_confirming<'a>(
+        &'a self,
+        d: &'a str,
+        pk: &'a PublicKey,
+        keep: impl Fn(&AnnInfo) -> bool + 'a,
+    ) -> impl Iterator<Item = &'a PublicKey> + 'a {
+        let sets = self.sets.get(d);
+        self.announcements(d)
+            .filter(move |(_, a)| keep(a))
+            .filter(move |(owner, _)| confirms(sets, owner, pk))
+            .map(|(owner, _)| owner)
     }
 
     /// Hosted announcements per owner, for the repositories-per-author cap.
@@ -364,12 +390,12 @@ impl RepoIndex {
     /// Whether `author` is a candidate maintainer of some announcement of `d` (its states
     /// are accepted; they count once it is confirmed).
     pub(crate) fn is_any_candidate(&self, author: &PublicKey, d: &str) -> bool {
-        self.announcements(d).any(
-            |(owner, _)| match self.sets.get(d).and_then(|m| m.get(owner)) {
+        let sets = self.sets.get(d);
+        self.announcements(d)
+            .any(|(owner, _)| match sets.and_then(|m| m.get(owner)) {
                 Some(sets) => sets.is_candidate(author),
                 None => owner == author,
-            },
-        )
+            })
     }
 
     /// Whether another owner's listings reach `author` (declines not removed): its
@@ -401,26 +427,24 @@ impl RepoIndex {
     /// Whether `author` is a confirmed maintainer of some hosted repository of `d`: only
     /// then does its (non-hosting) announcement contribute clone URLs.
     pub(crate) fn confirmed_for_hosted(&self, author: &PublicKey, d: &str) -> bool {
-        self.announcements(d)
-            .filter(|(_, a)| a.hosted)
-            .any(|(owner, _)| self.is_maintainer(owner, d, author))
+        self.owners_confirming(d, author, |a| a.hosted)
+            .next()
+            .is_some()
     }
 
     /// The hosted repositories (with a bare repository now) `author`'s state governs.
     pub(crate) fn targets(&self, author: &PublicKey, d: &str) -> Vec<RepoId> {
-        self.announcements(d)
-            .filter(|(_, a)| a.hosted && a.status != AnnStatus::SoftExpired)
-            .filter(|(owner, _)| self.is_maintainer(owner, d, author))
-            .map(|(owner, _)| RepoId::new(*owner, d))
-            .collect()
+        self.owners_confirming(d, author, |a| {
+            a.hosted && a.status != AnnStatus::SoftExpired
+        })
+        .map(|owner| RepoId::new(*owner, d))
+        .collect()
     }
 
     /// Soft-expired or purgatory announcements `author`'s state would revive or refresh.
     pub(crate) fn waiting_owners(&self, author: &PublicKey, d: &str) -> Vec<PublicKey> {
-        self.announcements(d)
-            .filter(|(_, a)| a.hosted && a.status != AnnStatus::Served)
-            .filter(|(owner, _)| self.is_maintainer(owner, d, author))
-            .map(|(owner, _)| *owner)
+        self.owners_confirming(d, author, |a| a.hosted && a.status != AnnStatus::Served)
+            .copied()
             .collect()
     }
 
@@ -514,73 +538,5 @@ impl RepoIndex {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use nostr::prelude::Keys;
-
-    fn pk(n: u8) -> PublicKey {
-        Keys::parse(&format!("{:064x}", u64::from(n) + 1))
-            .unwrap()
-            .public_key()
-    }
-
-    fn ann(author: PublicKey, maintainers: Vec<PublicKey>) -> AnnInfo {
-        AnnInfo {
-            id: EventId::from_slice(&[1; 32]).unwrap(),
-            created_at: Timestamp::from_secs(1),
-            membership: Membership::legacy(author, &maintainers),
-            clone: vec![],
-            hosted: true,
-            status: AnnStatus::Served,
-        }
-    }
-
-    #[test]
-    fn recursive_cycle_safe_maintainers() {
-        let put = |model| {
-            let mut idx = RepoIndex::new(Keyed::new(1), model);
-            idx.put_announcement(pk(0), "x", ann(pk(0), vec![pk(1)]));
-            idx.put_announcement(pk(1), "x", ann(pk(1), vec![pk(2)]));
-            idx.put_announcement(pk(2), "x", ann(pk(2), vec![pk(1), pk(0)]));
-            idx
-        };
-        let flat = put(MaintainerModel::Listed);
-        assert_eq!(
-            flat.maintainers(&pk(0), "x"),
-            BTreeSet::from([pk(0), pk(1), pk(2)])
-        );
-        // another d is unrelated
-        assert_eq!(flat.maintainers(&pk(0), "y"), BTreeSet::from([pk(0)]));
-        // 1 never lists 0 back (nor does 2, whom only 1 lists): only the owner counts.
-        let reciprocal = put(MaintainerModel::Reciprocal);
-        assert_eq!(reciprocal.maintainers(&pk(0), "x"), BTreeSet::from([pk(0)]));
-        assert_eq!(
-            reciprocal.maintainers(&pk(2), "x"),
-            BTreeSet::from([pk(0), pk(1), pk(2)]),
-            "2 lists 1, who lists 2 back; 0 lists 1 too"
-        );
-    }
-
-    #[test]
-    fn hosted_counts_follow_announcements() {
-        let mut idx = RepoIndex::new(Keyed::new(1), MaintainerModel::Reciprocal);
-        idx.put_announcement(pk(0), "x", ann(pk(0), vec![]));
-        idx.put_announcement(pk(0), "y", ann(pk(0), vec![]));
-        idx.put_announcement(pk(0), "x", ann(pk(0), vec![]));
-        assert_eq!(
-            idx.hosted_count(&pk(0)),
-            2,
-            "a replacement is not a new repository"
-        );
-        let elsewhere = AnnInfo {
-            hosted: false,
-            ..ann(pk(0), vec![])
-        };
-        idx.put_announcement(pk(0), "y", elsewhere);
-        assert_eq!(idx.hosted_count(&pk(0)), 1, "it no longer lists us");
-        idx.remove_announcement(&pk(0), "x");
-        idx.remove_announcement(&pk(0), "y");
-        assert_eq!((idx.hosted_count(&pk(0)), idx.hosted.len()), (0, 0));
-        assert_eq!(idx.hosted_count(&pk(1)), 0);
-    }
-}
+#[path = "repo_index_tests.rs"]
+mod tests;
