@@ -4,7 +4,7 @@
 
 mod support;
 
-use grasp_core::nostr::prelude::Kind;
+use grasp_core::nostr::prelude::{Keys, Kind};
 use grasp_core::*;
 use support::*;
 
@@ -332,26 +332,33 @@ fn announcements_of_one_identifier_are_capped_and_replacements_are_not() {
     );
 }
 
+/// `owner`'s repository of `D`, listing `maintainers`, served with its state (main at
+/// `oid(1)`) pushed.
+fn served_with_data(h: &mut Harness, owner: &Keys, maintainers: &[&Keys]) {
+    let ann = announcement(owner, D, 10, &[], maintainers);
+    assert_ok(h.send(&ann), true, PURGATORY);
+    let st = state(
+        owner,
+        D,
+        11,
+        &[("refs/heads/main", oid(1))],
+        Some("refs/heads/main"),
+    );
+    assert_ok(h.send(&st), true, PURGATORY);
+    assert!(
+        h.push(&repo(owner, D), &[("refs/heads/main", Some(oid(1)))])
+            .is_accepted()
+    );
+    assert!(h.is_stored(&st.id));
+}
+
 #[test]
 fn a_changed_maintainer_list_reaches_the_waiting_repositories_that_list_its_owner() {
     // The flat rule: a listing alone makes a maintainer.
     let mut h = Harness::listed();
     let (o, a, x) = (key(0), key(1), key(2));
     // X's repository is served with its data.
-    assert_ok(h.send(&announcement(&x, D, 10, &[], &[])), true, PURGATORY);
-    let sx = state(
-        &x,
-        D,
-        11,
-        &[("refs/heads/main", oid(1))],
-        Some("refs/heads/main"),
-    );
-    assert_ok(h.send(&sx), true, PURGATORY);
-    assert!(
-        h.push(&repo(&x, D), &[("refs/heads/main", Some(oid(1)))])
-            .is_accepted()
-    );
-    assert!(h.is_stored(&sx.id));
+    served_with_data(&mut h, &x, &[]);
     // O lists A, who announces nothing yet: O's repository waits, governed by no state.
     let ao = announcement(&o, D, 12, &[], &[&a]);
     assert_ok(h.send(&ao), true, PURGATORY);
@@ -379,24 +386,7 @@ fn an_acceptance_reaches_the_waiting_repositories_it_confirms_a_maintainer_of() 
     // repository, and X's state, whose data is here, governs it at once.
     let mut h = Harness::new();
     let (o, a, x) = (key(0), key(1), key(2));
-    assert_ok(
-        h.send(&announcement(&x, D, 10, &[], &[&a])),
-        true,
-        PURGATORY,
-    );
-    let sx = state(
-        &x,
-        D,
-        11,
-        &[("refs/heads/main", oid(1))],
-        Some("refs/heads/main"),
-    );
-    assert_ok(h.send(&sx), true, PURGATORY);
-    assert!(
-        h.push(&repo(&x, D), &[("refs/heads/main", Some(oid(1)))])
-            .is_accepted()
-    );
-    assert!(h.is_stored(&sx.id));
+    served_with_data(&mut h, &x, &[&a]);
     let ao = announcement(&o, D, 12, &[], &[&a]);
     assert_ok(h.send(&ao), true, PURGATORY);
     assert!(!h.is_stored(&ao.id), "X is not O's maintainer yet");
