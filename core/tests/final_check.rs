@@ -29,6 +29,24 @@ fn waiting_state(h: &mut Harness, owner: &Keys) -> Event {
     st
 }
 
+/// A state waiting in `r`, 35 min on (past its 30 min deadline) with the checks before
+/// the deadline held unanswered.
+fn past_deadline_checks_held() -> (Harness, Keys, Event) {
+    let mut h = Harness::with_config(config());
+    let owner = key(1);
+    let st = waiting_state(&mut h, &owner);
+    h.hold_checks = true;
+    h.advance(mins(35));
+    (h, owner, st)
+}
+
+/// Like [`past_deadline_checks_held`], with the check before the deadline taken.
+fn past_deadline_check_held() -> (Harness, Keys, Event, CheckId) {
+    let (mut h, owner, st) = past_deadline_checks_held();
+    let (check, _) = h.held_checks.pop().expect("a check before the deadline");
+    (h, owner, st, check)
+}
+
 /// The state's commit lands and `main` moves, without the engine hearing of it.
 fn landed_unseen(h: &mut Harness, owner: &Keys) {
     let r = repo(owner, "r");
@@ -190,12 +208,7 @@ fn nothing_expires_while_the_check_before_it_has_not_answered() {
 
 #[test]
 fn a_late_answer_that_finds_nothing_expires_the_entry_at_once() {
-    let mut h = Harness::with_config(config());
-    let owner = key(1);
-    let st = waiting_state(&mut h, &owner);
-    h.hold_checks = true;
-    h.advance(mins(35));
-    let (check, _) = h.held_checks.pop().expect("a check before the deadline");
+    let (mut h, _, st, check) = past_deadline_check_held();
     assert_eq!(h.engine.metrics().purgatory_states, 1, "expired unchecked");
     h.input(Input::ObjectsChecked {
         check,
@@ -234,12 +247,7 @@ fn a_purgatory_expiry_shorter_than_the_lead_still_gets_its_check() {
 /// entry does not expire on it, the check is asked again, and the retry's answer counts.
 #[test]
 fn a_failed_check_is_asked_again_and_not_read_as_absent() {
-    let mut h = Harness::with_config(config());
-    let owner = key(1);
-    let st = waiting_state(&mut h, &owner);
-    h.hold_checks = true;
-    h.advance(mins(35));
-    let (check, _) = h.held_checks.pop().expect("a check before the deadline");
+    let (mut h, owner, st, check) = past_deadline_check_held();
     assert_eq!(h.engine.metrics().purgatory_states, 1, "expired unchecked");
     h.input(Input::CheckFailed {
         check,
@@ -267,11 +275,7 @@ fn a_failed_check_is_asked_again_and_not_read_as_absent() {
 /// ever).
 #[test]
 fn a_check_that_keeps_failing_ends_after_its_retries() {
-    let mut h = Harness::with_config(config());
-    let owner = key(1);
-    let st = waiting_state(&mut h, &owner);
-    h.hold_checks = true;
-    h.advance(mins(35));
+    let (mut h, _, st) = past_deadline_checks_held();
     for n in 0..=MAX_CHECK_RETRIES {
         let (check, _) = h
             .held_checks
@@ -296,12 +300,7 @@ fn a_check_that_keeps_failing_ends_after_its_retries() {
 /// What a failed check found in the repositories it could read still releases.
 #[test]
 fn what_a_failed_check_found_counts() {
-    let mut h = Harness::with_config(config());
-    let owner = key(1);
-    let st = waiting_state(&mut h, &owner);
-    h.hold_checks = true;
-    h.advance(mins(35));
-    let (check, _) = h.held_checks.pop().expect("a check before the deadline");
+    let (mut h, owner, st, check) = past_deadline_check_held();
     landed_unseen(&mut h, &owner);
     h.input(Input::CheckFailed {
         check,
