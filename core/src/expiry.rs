@@ -241,6 +241,12 @@ impl Engine {
                 }) else {
                     return;
                 };
+                if self.restored_is_superseded(&event, &d) {
+                    self.emit(Effect::Forget {
+                        key: JournalKey::Waiting(id),
+                    });
+                    return;
+                }
                 let what = if event.kind == event::ANNOUNCEMENT {
                     let Some(a) = Announcement::parse(&event) else {
                         return;
@@ -329,5 +335,40 @@ impl Engine {
         // Nothing expires before those checks answered (see `final_check.rs`).
         self.hold_expiry_for_checks();
         self.on_timeout();
+    }
+
+    /// Whether a restored waiting announcement or state is older than the version of its
+    /// coordinate already stored or restored: a crash between a release's save and the
+    /// removal of the older version's record leaves both on disk, and the older must not
+    /// take the newer one's place (the store serves the newer: what the engine enforces
+    /// must be the same). An older waiting version restored before it is dropped.
+    fn restored_is_superseded(&mut self, event: &nostr::prelude::Event, d: &str) -> bool {
+        let mine = Version::new(event.created_at, event.id);
+        let ident = self.idents.get(d);
+        let (kept, waiting) = if event.kind == event::ANNOUNCEMENT {
+            (
+                self.repos
+                    .announcement(&event.pubkey, d)
+                    .map(|a| Version::new(a.created_at, a.id)),
+                self.purgatory.announcement_of(&event.pubkey, ident),
+            )
+        } else if event.kind == event::STATE {
+            (
+                self.repos
+                    .state_of(&event.pubkey, d)
+                    .map(StateInfo::order_key),
+                self.purgatory.state_of(&event.pubkey, ident),
+            )
+        } else {
+            return false;
+        };
+        let waiting = waiting.map(|e| (e.event.id, Version::new(e.event.created_at, e.event.id)));
+        if kept.is_some_and(|k| k.supersedes(&mine)) {
+            return true;
+        }
+        if let Some((older, _)) = waiting.filter(|(_, w)| mine.supersedes(w)) {
+            self.drop_entry(&older);
+        }
+        false
     }
 }

@@ -267,4 +267,16 @@ impl Engine {
     pub fn is_waiting(&self, id: &EventId) -> bool {
         self.purgatory.contains(id)
     }
+
+    /// The version of `author`'s announcement (`30617`) or state (`30618`) for `d` that
+    /// the engine holds as stored: what it authorizes pushes and releases with. The
+    /// store must serve this very version (the simulator checks it: "served state =
+    /// enforced state").
+    pub fn stored_version(&self, kind: u16, author: &PublicKey, d: &str) -> Option<EventId> {
+        match kind {
+            30617 => self.repos.announcement(author, d).map(|a| a.id),
+            30618 => self.repos.state_of(author, d).map(|s| s.id),
+            _ => None,
+        }
+    }
 }

@@ -142,6 +142,11 @@ impl RepoIndex {
         self.anns.get(d)?.get(owner)
     }
 
+    /// `author`'s latest stored state for `d`.
+    pub(crate) fn state_of(&self, author: &PublicKey, d: &str) -> Option<&StateInfo> {
+        self.states.get(d)?.get(author)
+    }
+
     pub(crate) fn announcement_mut(&mut self, owner: &PublicKey, d: &str) -> Option<&mut AnnInfo> {
         self.anns.get_mut(d)?.get_mut(owner)
     }

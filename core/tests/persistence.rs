@@ -160,6 +160,55 @@ fn released_before_crash_is_forgotten_on_restart() {
 }
 
 #[test]
+fn an_older_waiting_announcement_left_by_a_crash_does_not_replace_the_stored_newer_one() {
+    // A newer announcement was released (stored) while the older one's waiting record
+    // was still being forgotten: a crash leaves both. The store serves the newer; the
+    // engine must enforce the newer too (found by the simulator's served = enforced
+    // invariant, seed 9979 of the Restarts shape).
+    let mut h = Harness::new();
+    let owner = key(1);
+    let older = announcement(&owner, "r", 10, &[], &[]);
+    h.send(&older);
+    let record = h.journal.values().next().unwrap().clone();
+    let newer = announcement(&owner, "r", 20, &[], &[]);
+    h.stored.push((newer.clone(), ServePath::Push));
+    h.journal.clear();
+    h.journal.insert(record.key().to_string(), record.clone());
+    h.restart(config());
+    assert_eq!(
+        h.engine.stored_version(30617, &owner.public_key(), "r"),
+        Some(newer.id),
+        "the engine enforces the stored (newer) announcement"
+    );
+    assert!(!h.engine.is_waiting(&older.id));
+    assert!(
+        !h.journal.values().any(|r| r == &record),
+        "the older version's record is forgotten"
+    );
+}
+
+#[test]
+fn an_older_waiting_state_left_by_a_crash_does_not_replace_the_stored_newer_one() {
+    let mut h = Harness::new();
+    let owner = key(1);
+    h.send(&announcement(&owner, "r", 10, &[], &[]));
+    let older = state(&owner, "r", 11, &[("refs/heads/main", oid(1))], None);
+    h.send(&older);
+    assert!(h.engine.is_waiting(&older.id));
+    let newer = state(&owner, "r", 12, &[("refs/heads/main", oid(2))], None);
+    h.stored.push((newer.clone(), ServePath::Push));
+    h.restart(config());
+    assert_eq!(
+        h.engine.stored_version(30618, &owner.public_key(), "r"),
+        Some(newer.id)
+    );
+    assert!(
+        !h.engine.is_waiting(&older.id),
+        "the older state no longer waits"
+    );
+}
+
+#[test]
 fn push_before_crash_released_on_restart() {
     // git wrote the push, the daemon died before the engine heard of it: on restart the
     // objects are found by the hydration check.
