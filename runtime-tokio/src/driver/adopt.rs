@@ -1,6 +1,7 @@
-//! Startup: `refs/nostr/<id>` refs the engine does not know become placeholders again.
+//! Startup: the `refs/nostr/<id>` refs on disk, for the executor's hydration, which
+//! adopts those the engine does not know as placeholders again (`grasp_executor::hydrate`).
 //!
-//! A push's placeholder record is written to the journal after git moved the ref, and
+//! Why: a push's placeholder record is written to the journal after git moved the ref, and
 //! the push's report does not wait for it (nothing a client was told depends on it: the
 //! ref itself is durable in git). A crash in between — or a `git receive-pack` that
 //! wrote its ref just before graspd died — leaves a ref without a record, which would
@@ -12,15 +13,14 @@
 use std::path::Path;
 
 use grasp_core::nostr::prelude::EventId;
-use grasp_core::{Engine, Input, JournalRecord, Oid, RepoId, Time};
+use grasp_core::{Oid, RepoId};
 
-use super::Journal;
 use super::convert::repo_id;
 use crate::git_ops::list_refs;
-use crate::repo::{RepoPath, Repos};
+use crate::repo::RepoPath;
 
 /// Every `refs/nostr/<64 hex>` ref of every repository under `repos`.
-fn nostr_refs(root: &Path) -> Vec<(RepoId, EventId, Oid)> {
+pub(super) fn nostr_refs(root: &Path) -> Vec<(RepoId, EventId, Oid)> {
     let mut found = Vec::new();
     let Ok(owners) = std::fs::read_dir(root) else {
         return found;
@@ -54,38 +54,4 @@ fn nostr_refs(root: &Path) -> Vec<(RepoId, EventId, Oid)> {
         }
     }
     found
-}
-
-/// Adopts the unknown `refs/nostr/` refs under `repos` as placeholders expiring at
-/// `deadline`, recording each in the journal. Returns how many.
-pub(super) async fn orphan_placeholders(
-    engine: &mut Engine,
-    repos: &Repos,
-    journal: &Journal,
-    now: Time,
-    deadline: Time,
-) -> usize {
-    let root = repos.root().to_path_buf();
-    let found = tokio::task::spawn_blocking(move || nostr_refs(&root))
-        .await
-        .unwrap_or_default();
-    let mut adopted = 0;
-    for (repo, event_id, oid) in found {
-        if engine.is_known_nostr_ref(&repo, &event_id) {
-            continue;
-        }
-        let record = JournalRecord::Placeholder {
-            repo,
-            event_id,
-            oid,
-            deadline,
-            client: None,
-        };
-        if let Err(e) = journal.put(&record).await {
-            tracing::error!("cannot record an adopted placeholder: {e}");
-        }
-        engine.handle_input(now, Input::Restore(record));
-        adopted += 1;
-    }
-    adopted
 }

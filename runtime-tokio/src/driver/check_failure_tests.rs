@@ -3,8 +3,9 @@
 
 use grasp_core::{CheckId, Input, Oid, RepoId};
 
-use super::effects::{Looked, check_answer, find_objects};
+use super::backends::find_objects;
 use crate::test_keys::keys;
+use grasp_executor::{Looked, check_answer};
 
 /// A check id (only the engine mints them; its serialized form is the number).
 fn check_id(n: u64) -> CheckId {

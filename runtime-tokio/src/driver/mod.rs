@@ -4,6 +4,7 @@
 //! no lock held across an await, no protocol state outside the engine.
 
 mod adopt;
+mod backends;
 #[cfg(test)]
 mod check_failure_tests;
 #[cfg(test)]
@@ -13,7 +14,6 @@ mod clock;
 mod config_tests;
 mod convert;
 mod debug_hooks;
-mod effects;
 #[cfg(test)]
 mod failure_tests;
 mod guard;
@@ -28,17 +28,13 @@ mod sync_fixture;
 mod sync_tests;
 #[cfg(test)]
 mod tests;
-mod writes;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use grasp_core::nostr::prelude::Event;
-use grasp_core::{
-    Config as EngineConfig, Engine, Input, Oid, Origin, PushRequest, PushVerdict, ReplyToken,
-    RepoId, VerifiedEvent,
-};
+use grasp_core::{Config as EngineConfig, Engine, Oid, Origin, PushRequest, PushVerdict, RepoId};
+use grasp_executor::{Executor, Parts};
 use tokio::sync::{mpsc, oneshot};
 
 pub use guard::is_forbidden;
@@ -52,9 +48,7 @@ use crate::git_ops::RepoRefs;
 use crate::relay::{ConnId, EventSink, Hub, Verdict};
 use crate::repo::{RepoPath, Repos};
 use crate::store::Store;
-
-/// Object checks running at once (each opens a few repositories on a blocking thread).
-const CHECKS_IN_FLIGHT: usize = 4;
+use backends::{Daemon, GitRemote, GitRepos, Outlet, Tokio};
 
 /// What the engine task is asked to do.
 pub(crate) enum Command {
@@ -74,7 +68,6 @@ pub(crate) enum Command {
         client: Option<String>,
         done: oneshot::Sender<()>,
     },
-    Result(Input),
     /// A push's ref advertisement showed these refs (see [`PushAuthorizer::refs_seen`]).
     RefsSeen {
         repo: RepoId,
@@ -129,21 +122,9 @@ pub fn engine_config(config: &Config) -> Result<EngineConfig, String> {
     Ok(c)
 }
 
-/// The engine task's state.
+/// The engine task's state: the shared executor with the daemon's backends.
 pub(crate) struct Driver {
-    engine: Engine,
-    store: Store,
-    hub: Hub,
-    repos: Repos,
-    journal: Journal,
-    limits: RemoteLimits,
-    tx: mpsc::Sender<Command>,
-    replies: HashMap<u64, oneshot::Sender<Verdict>>,
-    next_token: u64,
-    writes: writes::Writes,
-    metrics: RuntimeMetrics,
-    /// Permits for object checks in flight.
-    checks: std::sync::Arc<tokio::sync::Semaphore>,
+    exec: Executor<Daemon>,
 }
 
 /// A cheap handle to the engine task: the relay's [`EventSink`] and the git endpoint's
@@ -219,86 +200,74 @@ pub async fn start(
 ) -> Result<(EngineHandle, EngineTask), Box<dyn std::error::Error + Send + Sync>> {
     let journal = Journal::open(&config.data_dir.join("journal.redb"))?;
     let mut engine = Engine::new(engine_config(config)?);
-    let now = clock::now();
-    let stored = store
-        .for_each_event(|e| {
-            engine.handle_input(now, Input::Stored(VerifiedEvent::assume_verified(e)))
-        })
-        .await?;
-    let waiting = journal.for_each(|r| engine.handle_input(now, Input::Restore(r)))?;
-    let deadline = now.plus(engine.config().purgatory_expiry);
-    let adopted = adopt::orphan_placeholders(&mut engine, &repos, &journal, now, deadline).await;
-    engine.handle_input(clock::now(), Input::Hydrated);
-    tracing::info!(stored, journal = waiting, adopted, "engine hydrated");
-    let (tx, rx) = mpsc::channel(4096);
+    let git = GitRepos {
+        repos: repos.clone(),
+    };
+    let hydrated =
+        grasp_executor::hydrate(&mut engine, clock::now(), &store, &journal, &git).await?;
+    tracing::info!(
+        stored = hydrated.stored,
+        journal = hydrated.journal,
+        adopted = hydrated.adopted,
+        "engine hydrated"
+    );
     let limits = RemoteLimits {
         timeout: config.fetch_timeout,
         allow_private: config.allow_private_addresses,
         max_pack: config.max_push_size,
     };
-    let mut driver = Driver {
-        engine,
+    let parts = Parts::<Daemon> {
         store,
-        hub,
-        repos,
         journal,
-        limits,
-        tx: tx.clone(),
-        replies: HashMap::new(),
-        next_token: 0,
-        writes: writes::Writes::default(),
-        metrics: RuntimeMetrics::default(),
-        checks: std::sync::Arc::new(tokio::sync::Semaphore::new(CHECKS_IN_FLIGHT)),
+        repos: git,
+        remote: GitRemote { repos, limits },
+        runtime: Tokio::new(),
+        observer: Outlet {
+            hub,
+            metrics: RuntimeMetrics::default(),
+        },
     };
-    driver.execute().await;
+    let mut driver = Driver {
+        exec: Executor::new(engine, parts),
+    };
+    driver.exec.execute().await;
+    let (tx, rx) = mpsc::channel(4096);
     let join = tokio::spawn(driver.run(rx));
     Ok((EngineHandle { tx: tx.clone() }, EngineTask { join, tx }))
+}
+
+/// What woke the engine task.
+enum Woke {
+    Command(Option<Command>),
+    Executor(grasp_executor::Wake),
 }
 
 impl Driver {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         loop {
-            let sleep = self
-                .engine
-                .poll_timeout()
-                .map_or(Duration::from_secs(3600), clock::until);
-            tokio::select! {
-                cmd = rx.recv() => match cmd {
-                    Some(Command::Shutdown) | None => break,
-                    Some(c) => self.on_command(c).await,
-                },
-                Some(written) = self.writes.next(), if !self.writes.is_idle() => {
-                    self.on_written(written);
-                }
-                () = tokio::time::sleep(sleep) => {
-                    self.engine.handle_timeout(clock::now());
-                    self.execute().await;
-                }
+            let woke = tokio::select! {
+                biased;
+                cmd = rx.recv() => Woke::Command(cmd),
+                wake = self.exec.wait() => Woke::Executor(wake),
+            };
+            match woke {
+                Woke::Command(Some(Command::Shutdown) | None) => break,
+                Woke::Command(Some(c)) => self.on_command(c).await,
+                Woke::Executor(wake) => self.exec.handle(wake).await,
             }
         }
-        self.settle_writes().await;
+        self.exec.shutdown().await;
         tracing::info!("engine task stopped");
     }
 
     async fn on_command(&mut self, cmd: Command) {
-        let now = clock::now();
         match cmd {
             Command::Event { event, reply } => {
                 debug_hooks::on_event();
-                self.next_token += 1;
-                let token = self.next_token;
-                self.replies.insert(token, reply);
-                let input = Input::Event {
-                    token: ReplyToken(token),
-                    event: VerifiedEvent::assume_verified(event),
-                    origin: Origin::Client,
-                    received_at: clock::unix_now(),
-                };
-                self.engine.handle_input(now, input);
-                self.execute().await;
+                self.exec.submit(event, Origin::Client, reply).await;
             }
             Command::Push { request, reply } => {
-                let _ = reply.send(self.engine.handle_push_request(now, &request));
+                let _ = reply.send(self.exec.push_request(&request));
             }
             Command::Pushed {
                 repo,
@@ -308,43 +277,15 @@ impl Driver {
                 done,
             } => {
                 let started = std::time::Instant::now();
-                self.engine.handle_input(
-                    now,
-                    Input::PushApplied {
-                        repo,
-                        updates,
-                        refs,
-                        client,
-                    },
-                );
-                self.execute().await;
                 // The push's response waits until its released events are servable.
-                self.settle_saves().await;
-                self.metrics.push_release(started.elapsed());
+                self.exec.pushed(repo, updates, refs, client).await;
+                self.exec.observer().metrics.push_release(started.elapsed());
                 let _ = done.send(());
             }
-            Command::Result(input) => {
-                if let Input::Fetched { bytes, .. } = &input {
-                    self.metrics.fetched(*bytes);
-                }
-                let started = std::time::Instant::now();
-                let is_fetch = matches!(input, Input::Fetched { .. });
-                let released_before = self.engine.counters().released_sync;
-                self.engine.handle_input(now, input);
-                self.execute().await;
-                // The histogram times releases: a fetch that released nothing is not one.
-                if is_fetch && self.engine.counters().released_sync > released_before {
-                    self.settle_saves().await;
-                    self.metrics.sync_release(started.elapsed());
-                }
-            }
-            Command::RefsSeen { repo, refs } => {
-                self.engine
-                    .handle_input(now, Input::RefsSeen { repo, refs });
-                self.execute().await;
-            }
+            Command::RefsSeen { repo, refs } => self.exec.refs_seen(repo, refs).await,
             Command::View { reply, entries } => {
-                let _ = reply.send(View::of(&self.engine, &self.metrics, entries));
+                let metrics = &self.exec.observer().metrics;
+                let _ = reply.send(View::of(self.exec.engine(), metrics, entries));
             }
             // `run` ends the loop on it before calling here.
             Command::Shutdown => {}
