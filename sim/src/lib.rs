@@ -35,9 +35,9 @@ pub mod workload;
 pub mod world;
 
 #[cfg(madsim)]
-mod driver;
+mod backends;
 #[cfg(madsim)]
-mod exec;
+mod driver;
 #[cfg(madsim)]
 mod run;
 

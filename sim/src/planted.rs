@@ -25,17 +25,29 @@ pub enum Planted {
     /// The driver arms its timer 10 minutes after the engine's deadline (a unit slip):
     /// hunts start late.
     LateTimer,
+    /// The disk acknowledges writes before they are durable (a lying cache).
+    LyingFsync,
+    /// The disk loses a durable waiting record at a crash.
+    TornJournal,
+    /// The event store breaks `created_at` ties by the highest id, not the lowest.
+    StoreOrder,
+    /// A graceful shutdown drops the executor without settling its writes.
+    NoSettle,
 }
 
 impl Planted {
     /// Every planted bug.
-    pub const ALL: [Planted; 6] = [
+    pub const ALL: [Planted; 10] = [
         Planted::ExtraRequest,
         Planted::PhantomObject,
         Planted::FreshDeadline,
         Planted::DropNewEvent,
         Planted::SyncAsClient,
         Planted::LateTimer,
+        Planted::LyingFsync,
+        Planted::TornJournal,
+        Planted::StoreOrder,
+        Planted::NoSettle,
     ];
 
     /// The invariant that must catch it.
@@ -48,6 +60,10 @@ impl Planted {
             Planted::DropNewEvent => Some(check::ANSWERED),
             Planted::SyncAsClient => Some(check::BACKOFF),
             Planted::LateTimer => Some(check::LIVENESS),
+            Planted::LyingFsync => Some(check::ACKED_DURABLE),
+            Planted::TornJournal => Some(check::SURVIVES),
+            Planted::StoreOrder => Some(check::SERVED),
+            Planted::NoSettle => Some(check::SHUTDOWN),
         }
     }
 
@@ -56,7 +72,11 @@ impl Planted {
         match self {
             Planted::None | Planted::PhantomObject | Planted::LateTimer => Shape::Basic,
             Planted::ExtraRequest | Planted::DropNewEvent | Planted::SyncAsClient => Shape::Busy,
-            Planted::FreshDeadline => Shape::Restarts,
+            Planted::FreshDeadline
+            | Planted::LyingFsync
+            | Planted::TornJournal
+            | Planted::NoSettle => Shape::Restarts,
+            Planted::StoreOrder => Shape::Governance,
         }
     }
 }

@@ -80,22 +80,22 @@ fn run_in(
 ) -> RunResult {
     crate::events::warm_up();
     let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
-    let driver = rt.block_on(async move {
+    let (stats, violation, trace) = rt.block_on(async move {
         let mut rng = madsim::rand::thread_rng();
         let plan = plan(&mut rng);
-        let mut driver = Driver::new(plan, opts.planted, rng, opts.keep_trace);
-        driver.checker.strict_rollback = opts.strict_rollback;
-        driver.run().await
+        let driver = Driver::new(plan, opts.planted, rng, opts.keep_trace);
+        driver.set_strict_rollback(opts.strict_rollback);
+        driver.run().await.finish_parts()
     });
     RunResult {
         seed,
         shape,
         planted: opts.planted,
-        trace_hash: driver.trace.hash(),
-        trace_len: driver.trace.len(),
-        trace: driver.trace.lines().to_vec(),
-        stats: driver.checker.stats.clone(),
-        violation: driver.checker.violation.clone(),
+        trace_hash: trace.hash(),
+        trace_len: trace.len(),
+        trace: trace.lines().to_vec(),
+        stats,
+        violation,
     }
 }
 

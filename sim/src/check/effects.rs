@@ -4,7 +4,7 @@
 use super::{Checker, DEADLINES, DOUBLE, RELEASE, ROLLBACK};
 use crate::oracle::Facts;
 use crate::store::Store;
-use grasp_core::nostr::prelude::Event;
+use grasp_core::nostr::prelude::{Event, EventId};
 use grasp_core::{Effect, JournalKey, JournalRecord, Oid, RepoId, ServePath, Time};
 use std::collections::BTreeMap;
 
@@ -12,7 +12,37 @@ impl Checker {
     /// An effect was just executed against `store`.
     pub fn on_effect(&mut self, now: Time, effect: &Effect, store: &Store) {
         match effect {
-            Effect::StoreEvent { event, path } => self.on_store(now, event, *path, store),
+            Effect::StoreEvent { event, path } => {
+                self.written.insert(event.id);
+                self.on_store(now, event, *path, store);
+            }
+            Effect::Persist {
+                record: JournalRecord::Waiting { event, .. },
+            } => {
+                self.written.insert(event.id);
+            }
+            Effect::DeleteEvents {
+                author,
+                ids,
+                coordinates,
+            } => {
+                let doomed: Vec<EventId> = self
+                    .fed
+                    .values()
+                    .map(|f| &f.event)
+                    .filter(|e| e.pubkey == *author)
+                    .filter(|e| {
+                        ids.contains(&e.id)
+                            || coordinates.iter().any(|(c, until)| {
+                                c.kind == e.kind
+                                    && e.created_at <= *until
+                                    && e.tags.identifier() == Some(c.identifier.clone())
+                            })
+                    })
+                    .map(|e| e.id)
+                    .collect();
+                self.removed.extend(doomed);
+            }
             Effect::AlignRepo { repo, refs, .. } => {
                 let Some(local) = store.repos.get(repo) else {
                     return;
@@ -49,6 +79,7 @@ impl Checker {
                 record: JournalRecord::Expired { event_id, .. },
             } => {
                 self.stats.expired += 1;
+                self.expired.insert(*event_id);
                 if let Some(arrived) = self.waiting.remove(event_id) {
                     let due = arrived.plus(self.config.purgatory_expiry);
                     if now < due {

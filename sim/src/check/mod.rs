@@ -5,6 +5,7 @@
 //! The driver calls the `on_*` hooks as things happen, [`Checker::after_step`] after
 //! every step, and [`Checker::finish`] at the end. The first violation is kept.
 
+mod durable;
 mod effects;
 mod requests;
 mod timing;
@@ -43,8 +44,17 @@ pub const ANSWERED: &str = "every_event_answered";
 /// A new waiting event resets the backoff and brings the next attempt within its delay.
 pub const BACKOFF: &str = "new_event_resets_backoff";
 
+/// An `OK true` for an event the executor wrote goes out only once that write is durable.
+pub const ACKED_DURABLE: &str = "ok_only_when_durable";
+/// Every acknowledged event is served or waiting after a crash and restart.
+pub const SURVIVES: &str = "acknowledged_survives_crash";
+/// The store serves the version of each state and announcement the engine enforces.
+pub const SERVED: &str = "served_state_is_enforced_state";
+/// A graceful shutdown settles every write in flight.
+pub const SHUTDOWN: &str = "shutdown_settles_writes";
+
 /// Every invariant name.
-pub const ALL: [&str; 13] = [
+pub const ALL: [&str; 17] = [
     THROTTLE,
     ONE_IN_FLIGHT,
     NO_OWN,
@@ -58,6 +68,10 @@ pub const ALL: [&str; 13] = [
     MEMORY,
     ANSWERED,
     BACKOFF,
+    ACKED_DURABLE,
+    SURVIVES,
+    SERVED,
+    SHUTDOWN,
 ];
 
 /// A broken invariant.
@@ -113,6 +127,14 @@ pub struct Checker {
     /// Per waiting state: when its data is ready on healthy servers, and the liveness bound.
     ready: BTreeMap<EventId, Option<(Time, std::time::Duration)>>,
     up_since: Time,
+    /// Events the executor saved or journalled as waiting.
+    written: BTreeSet<EventId>,
+    /// Events whose `OK true` reached the client after a write.
+    acked: BTreeSet<EventId>,
+    /// Events a `DeleteEvents` effect removed.
+    removed: BTreeSet<EventId>,
+    /// Events that expired.
+    expired: BTreeSet<EventId>,
 }
 
 impl Checker {
@@ -139,6 +161,10 @@ impl Checker {
             strict_rollback: false,
             ready: BTreeMap::new(),
             up_since: Time::ZERO,
+            written: BTreeSet::new(),
+            acked: BTreeSet::new(),
+            removed: BTreeSet::new(),
+            expired: BTreeSet::new(),
         }
     }
 
