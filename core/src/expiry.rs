@@ -200,8 +200,11 @@ impl Engine {
                 }
             }
         } else if e.kind == event::PULL_REQUEST || e.kind == event::PULL_REQUEST_UPDATE {
-            if let Some(Ok(tip)) = PullRequest::parse(&e).map(|p| p.tip) {
-                self.pr_tips.insert(e.id, tip);
+            if let Some(pr) = PullRequest::parse(&e) {
+                if let Ok(tip) = pr.tip {
+                    self.pr_tips.insert(e.id, tip);
+                    self.note_pr_scope(e.id, e.pubkey, &pr.repos);
+                }
             }
         } else if e.kind == event::DELETION {
             let ids: Vec<nostr::prelude::EventId> = event::tag_values(&e, "e")

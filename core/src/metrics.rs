@@ -81,6 +81,10 @@ pub struct Metrics {
     pub purgatory_prs: usize,
     /// Git-first placeholders.
     pub placeholders: usize,
+    /// Of those, in contributor repositories (`/prs/`, GRASP-06).
+    pub prs_placeholders: usize,
+    /// Of the waiting pull requests, those accepted by GRASP-06's relaxation.
+    pub prs_prs: usize,
     /// Bytes of the JSON of every waiting event (the byte budget's measure).
     pub purgatory_bytes: usize,
     /// Identifiers in the sync queue.
@@ -166,6 +170,8 @@ impl Engine {
             purgatory_states: 0,
             purgatory_prs: 0,
             placeholders: self.purgatory.placeholders.len(),
+            prs_placeholders: self.purgatory.placeholders.count_prs(),
+            prs_prs: self.purgatory.relaxed.len(),
             purgatory_bytes: self.purgatory.bytes(),
             sync_queue: self.sync.entries.len(),
             identifiers: self.idents.len(),

@@ -133,11 +133,17 @@ impl Engine {
                 let Some(source) = self.present.get(&d).and_then(|p| p.get(&tip)).cloned() else {
                     return false;
                 };
-                for t in &targets {
+                // A contributor repository holds data for its own npub's pull requests only.
+                if source.is_prs() && source.owner != author {
+                    return false;
+                }
+                let repos = pr.repos.clone();
+                for t in targets.iter().chain(&self.prs_repos_of(&author, &repos)) {
                     self.forget_placeholder(t, id);
                 }
                 self.mirror_pr(*id, tip, &source, &targets);
                 self.pr_tips.insert(*id, tip);
+                self.note_pr_scope(*id, author, &repos);
                 self.serve_waiting(id, path);
                 true
             }
