@@ -19,8 +19,9 @@ use super::convert::repo_id;
 use crate::git_ops::list_refs;
 use crate::repo::{RepoPath, Repos};
 
-/// Every `refs/nostr/<64 hex>` ref of every repository under `repos`.
-fn nostr_refs(root: &Path) -> Vec<(RepoId, EventId, Oid)> {
+/// Every `refs/nostr/<64 hex>` ref of every repository under `root` (contributor
+/// repositories if `prs`).
+fn nostr_refs(root: &Path, prs: bool) -> Vec<(RepoId, EventId, Oid)> {
     let mut found = Vec::new();
     let Ok(owners) = std::fs::read_dir(root) else {
         return found;
@@ -38,6 +39,7 @@ fn nostr_refs(root: &Path) -> Vec<(RepoId, EventId, Oid)> {
             let Ok(path) = RepoPath::parse(&npub, identifier) else {
                 continue;
             };
+            let path = if prs { path.into_prs() } else { path };
             let Ok(refs) = list_refs(&dir.path()) else {
                 continue;
             };
@@ -65,10 +67,18 @@ pub(super) async fn orphan_placeholders(
     now: Time,
     deadline: Time,
 ) -> usize {
-    let root = repos.root().to_path_buf();
-    let found = tokio::task::spawn_blocking(move || nostr_refs(&root))
-        .await
-        .unwrap_or_default();
+    let (root, prs) = (repos.root().to_path_buf(), repos.prs().root().to_path_buf());
+    // With GRASP-06 off, `/prs/` data on disk is not touched.
+    let with_prs = engine.config().grasp06;
+    let found = tokio::task::spawn_blocking(move || {
+        let mut all = nostr_refs(&root, false);
+        if with_prs {
+            all.extend(nostr_refs(&prs, true));
+        }
+        all
+    })
+    .await
+    .unwrap_or_default();
     let mut adopted = 0;
     for (repo, event_id, oid) in found {
         if engine.is_known_nostr_ref(&repo, &event_id) {

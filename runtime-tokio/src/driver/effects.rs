@@ -162,10 +162,11 @@ impl Driver {
                 let Some(p) = valid_path(&repo, "set ref") else {
                     return;
                 };
-                let dir = self.repos.dir(&p);
+                let (dir, repos) = (self.repos.dir(&p), self.repos.clone());
                 self.blocking("set ref", &repo, move || match target {
                     Some(o) => git_ops::set_ref(&dir, &name, &o.to_string()),
-                    None => git_ops::delete_ref(&dir, &name).map(|_| ()),
+                    None => git_ops::delete_ref(&dir, &name)
+                        .and_then(|_| crate::prs::after_ref_deleted(&repos, &p)),
                 })
                 .await;
             }

@@ -126,6 +126,9 @@ pub fn engine_config(config: &Config) -> Result<EngineConfig, String> {
     c.limits.placeholders_per_client = config.max_placeholders_per_address;
     c.limits.placeholders_total = config.max_placeholders;
     c.curation = config.curation();
+    c.grasp06 = config.grasp06;
+    c.prs_placeholder_expiry = config.prs_placeholder_expiry;
+    c.prs_max_waiting_per_author = config.prs_max_waiting_per_author;
     Ok(c)
 }
 
