@@ -167,6 +167,24 @@ async fn prs_push_nostr_ref_accepted() {
         .expect_ok("push to refs/nostr/<random id> on a fresh path");
     let refs = world.git.ls_remote(&url).await;
     assert_eq!(refs.get(&target), Some(&tip), "{refs:?}");
+    let metrics = metrics(&world).await;
+    for line in [
+        "graspd_prs_repositories 1",
+        "graspd_prs_pushes_total{outcome=\"accepted\"} 1",
+        "graspd_purgatory_entries{kind=\"prs_placeholder\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing:\n{metrics}"
+        );
+    }
+}
+
+async fn metrics(world: &World) -> String {
+    http::get(&format!("{}/metrics", world.server.base_url()), &[])
+        .await
+        .expect("metrics")
+        .text()
 }
 
 #[tokio::test]
@@ -191,6 +209,13 @@ async fn prs_other_refs_refused() {
     assert!(
         !prs_dir(&world, &c.public_key(), &d).exists(),
         "no repository is left behind by refused pushes"
+    );
+    let metrics = metrics(&world).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "graspd_prs_pushes_total{outcome=\"refused\"} 2"),
+        "{metrics}"
     );
     let target = nostr_ref(&random_event_id());
     work.push(&url, &[&format!("{tip}:{target}")])

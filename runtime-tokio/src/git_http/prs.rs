@@ -41,11 +41,6 @@ impl PrsHttp {
         }
     }
 
-    /// Pushes by outcome, for `graspd_prs_pushes_total`.
-    pub fn outcomes(&self) -> Vec<(&'static str, u64)> {
-        self.rate.outcomes()
-    }
-
     /// The refusal when `repo`'s npub, or `/prs/` as a whole, uses its disk quota.
     pub(crate) async fn quota_refusal(&self, repos: &Repos, repo: &RepoPath) -> Option<String> {
         let limits = self.rate.limits().clone();
@@ -153,7 +148,7 @@ pub async fn post(
             let running = match prs.rate.start(client, Instant::now()) {
                 Ok(running) => running,
                 Err(why) => {
-                    prs.rate.count(Outcome::RateLimited);
+                    git.repos.prs().record(Outcome::RateLimited);
                     return rate_limited(why);
                 }
             };

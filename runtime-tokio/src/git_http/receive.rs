@@ -49,8 +49,8 @@ pub(crate) async fn receive_pack(
 ) -> Response {
     let prs = git.prs.clone().filter(|_| contrib.is_some());
     let count = |o: crate::prs::Outcome| {
-        if let Some(p) = &prs {
-            p.rate.count(o);
+        if prs.is_some() {
+            git.repos.prs().record(o);
         }
     };
     let limit = prs

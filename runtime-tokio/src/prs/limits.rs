@@ -1,10 +1,9 @@
 //! GRASP-06's limits that the engine cannot see: pushes per client address (an hourly
 //! window and a concurrency cap, answered with 429 before the body is read), the pack
-//! size, and the disk quotas per npub and in total; and the push outcome counters.
+//! size, and the disk quotas per npub and in total; and the push outcomes' labels.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -77,12 +76,11 @@ struct Client {
     running: u32,
 }
 
-/// Per-address push counting, and the outcome counters.
+/// Per-address push counting.
 #[derive(Debug)]
 pub struct PushRate {
     limits: PrsLimits,
     clients: Mutex<HashMap<IpAddr, Client>>,
-    outcomes: [AtomicU64; 5],
 }
 
 /// A push counted as running for its address until dropped.
@@ -102,7 +100,6 @@ impl PushRate {
         Self {
             limits,
             clients: Mutex::new(HashMap::new()),
-            outcomes: Default::default(),
         }
     }
 
@@ -155,19 +152,6 @@ impl PushRate {
             rate: Arc::clone(self),
             ip,
         })
-    }
-
-    /// Counts a push's outcome.
-    pub fn count(&self, outcome: Outcome) {
-        self.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The outcome counters, labelled.
-    pub fn outcomes(&self) -> Vec<(&'static str, u64)> {
-        Outcome::ALL
-            .iter()
-            .map(|(o, l)| (*l, self.outcomes[*o as usize].load(Ordering::Relaxed)))
-            .collect()
     }
 }
 

@@ -15,6 +15,7 @@ pub use limits::{Outcome, PrsLimits, PushRate, RateRefusal, Running};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::git_ops::{GitOpsError, delete_repo, list_refs};
 use crate::repo::{RepoPath, Repos};
@@ -24,6 +25,10 @@ use crate::repo::{RepoPath, Repos};
 pub struct PrsDisk {
     root: PathBuf,
     in_flight: Mutex<HashMap<PathBuf, usize>>,
+    /// GRASP-06 is on (set at startup): the metrics are exposed.
+    enabled: AtomicBool,
+    /// Pushes by [`Outcome`].
+    outcomes: [AtomicU64; 5],
 }
 
 impl PrsDisk {
@@ -32,7 +37,22 @@ impl PrsDisk {
         Self {
             root,
             in_flight: Mutex::new(HashMap::new()),
+            enabled: AtomicBool::new(false),
+            outcomes: Default::default(),
         }
+    }
+
+    /// Counts a push's outcome (`graspd_prs_pushes_total`).
+    pub fn record(&self, outcome: Outcome) {
+        self.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The outcome counters, labelled.
+    pub fn outcomes(&self) -> Vec<(&'static str, u64)> {
+        Outcome::ALL
+            .iter()
+            .map(|(o, l)| (*l, self.outcomes[*o as usize].load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// `<data>/prs`.
@@ -163,6 +183,7 @@ pub fn all(repos: &Repos) -> Vec<RepoPath> {
 /// repositories a crash left without refs are removed.
 pub async fn start(config: &crate::config::Config, repos: &Repos) -> std::io::Result<()> {
     std::fs::create_dir_all(repos.prs().root())?;
+    repos.prs().enabled.store(true, Ordering::Relaxed);
     let (data, repos) = (config.data_dir.clone(), repos.clone());
     tokio::task::spawn_blocking(move || {
         make_template(&data)?;
@@ -172,6 +193,38 @@ pub async fn start(config: &crate::config::Config, repos: &Repos) -> std::io::Re
     })
     .await
     .map_err(std::io::Error::other)?
+}
+
+/// The contributor figures in Prometheus text (nothing with GRASP-06 off):
+/// `graspd_prs_repositories`, `graspd_prs_bytes`, `graspd_prs_pushes_total{outcome}`.
+/// The first two walk `<data>/prs` (off the async threads), at scrape time only.
+pub async fn prometheus(repos: &Repos) -> String {
+    use std::fmt::Write as _;
+    if !repos.prs().enabled.load(Ordering::Relaxed) {
+        return String::new();
+    }
+    let walk = repos.clone();
+    let (count, bytes) =
+        tokio::task::spawn_blocking(move || (all(&walk).len(), dir_size(walk.prs().root())))
+            .await
+            .unwrap_or((0, 0));
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP graspd_prs_repositories Contributor repositories (/prs/, GRASP-06) on disk\n# TYPE graspd_prs_repositories gauge\ngraspd_prs_repositories {count}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP graspd_prs_bytes Bytes of every contributor repository\n# TYPE graspd_prs_bytes gauge\ngraspd_prs_bytes {bytes}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP graspd_prs_pushes_total Pushes to /prs/ URLs by outcome\n# TYPE graspd_prs_pushes_total counter"
+    );
+    for (label, n) in repos.prs().outcomes() {
+        let _ = writeln!(out, "graspd_prs_pushes_total{{outcome=\"{label}\"}} {n}");
+    }
+    out
 }
 
 /// Where [`make_template`] puts the template.
