@@ -78,7 +78,7 @@ fn prs_push_table_refusals() {
     );
     assert!(!v.is_accepted());
     assert_eq!(h.engine.metrics().placeholders, 0);
-    assert!(!h.refs.get(&r).is_some_and(|m| !m.is_empty()));
+    assert!(h.refs.get(&r).is_none_or(|m| m.is_empty()));
 }
 
 #[test]

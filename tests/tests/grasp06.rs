@@ -354,7 +354,7 @@ async fn prs_mirror_one_way() {
         &c,
         &[repo.coordinate()],
         &tip,
-        &[url.clone()],
+        std::slice::from_ref(&url),
         events::now(),
     );
     world
@@ -380,7 +380,7 @@ async fn prs_mirror_one_way() {
         &d2,
         &[repo.coordinate()],
         &tip2,
-        &[repo.url.clone()],
+        std::slice::from_ref(&repo.url),
         events::now(),
     );
     world
