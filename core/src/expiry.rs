@@ -266,9 +266,15 @@ impl Engine {
                 } else if event.kind == event::STATE {
                     Waiting::State(StateRefs::parse(&event))
                 } else {
-                    let Some(pr) = PullRequest::parse(&event) else {
+                    let Some(mut pr) = PullRequest::parse(&event) else {
                         return;
                     };
+                    // Accepted by GRASP-06's relaxation (nothing it tags is here): counted
+                    // per signer again, and not hunted, as on arrival.
+                    if !self.tags_known_repo(&pr) && self.relaxed_identifier(&event).is_some() {
+                        pr.clone.clear();
+                        self.purgatory.relaxed.insert((event.pubkey, event.id));
+                    }
                     Waiting::pull_request(pr)
                 };
                 self.related.accept(&event);

@@ -47,6 +47,14 @@ impl Placeholders {
             .sum()
     }
 
+    /// The placeholders of contributor repositories, for the operator view.
+    pub(crate) fn iter_prs(&self) -> impl Iterator<Item = (&RepoId, &EventId)> {
+        self.map
+            .keys()
+            .filter(|(r, _)| r.is_prs())
+            .map(|(r, id)| (r, id))
+    }
+
     /// Placeholders in contributor repositories, for the `prs_placeholder` gauge.
     pub(crate) fn count_prs(&self) -> usize {
         self.per_repo

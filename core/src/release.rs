@@ -24,14 +24,31 @@ impl Engine {
         oids: impl IntoIterator<Item = Oid>,
         repo: &RepoId,
     ) -> bool {
-        let needed = self.needs_of(d);
+        // From a contributor repository, objects known present elsewhere count too: it
+        // may be the only source its own npub's pull requests may be released from.
+        let needed = if repo.is_prs() {
+            self.wanted_of(d)
+        } else {
+            self.needs_of(d)
+        };
         let found: Vec<Oid> = oids.into_iter().filter(|o| needed.contains(o)).collect();
         if found.is_empty() {
             return false;
         }
         let map = self.present.get_or_default(d);
         for o in found {
-            map.entry(o).or_insert_with(|| repo.clone());
+            match map.entry(o) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(repo.clone());
+                }
+                // A contributor repository is a source for its own npub's pull requests
+                // only: the latest one to hold the object replaces it (a hosted one
+                // stays), so that another npub's push does not shadow the author's.
+                std::collections::btree_map::Entry::Occupied(mut o) if o.get().is_prs() => {
+                    o.insert(repo.clone());
+                }
+                std::collections::btree_map::Entry::Occupied(_) => {}
+            }
         }
         true
     }

@@ -438,3 +438,73 @@ fn prs_deletion_removes_the_ref() {
     assert_ok(h.send(&del), true, "");
     assert!(!h.refs[&r].contains_key(&nostr_ref(&p.id)));
 }
+
+#[test]
+fn prs_relaxed_count_survives_a_restart() {
+    let mut cfg = config();
+    cfg.prs_max_waiting_per_author = 1;
+    let mut h = Harness::with_config(cfg.clone());
+    let c = key(1);
+    assert_ok(h.send(&relaxed(&c, "x", 10, oid(5))), true, PURGATORY);
+    h.restart(cfg);
+    assert_eq!(h.engine.metrics().prs_prs, 1);
+    assert_ok(
+        h.send(&relaxed(&c, "x", 11, oid(6))),
+        false,
+        "rate-limited: too many pull requests waiting",
+    );
+}
+
+#[test]
+fn prs_data_of_another_npub_does_not_release() {
+    // C's PR waits; another npub pushes the same commit under an id of its own to its
+    // own /prs/ repository: the objects are here, but not in C's scope.
+    let mut h = on();
+    let (c, other) = (key(1), key(2));
+    let p = relaxed(&c, "x", 10, oid(5));
+    assert_ok(h.send(&p), true, PURGATORY);
+    let r = RepoId::prs(other.public_key(), "x");
+    assert!(
+        h.push(&r, &[(&nostr_ref(&random_id(3)), Some(oid(5)))])
+            .is_accepted()
+    );
+    assert!(
+        !h.is_stored(&p.id),
+        "released from another npub's repository"
+    );
+    // C's own push releases it.
+    let mine = RepoId::prs(c.public_key(), "x");
+    assert!(
+        h.push(&mine, &[(&nostr_ref(&p.id), Some(oid(5)))])
+            .is_accepted()
+    );
+    assert!(h.is_stored(&p.id));
+}
+
+#[test]
+fn prs_operator_view_lists_scope_and_deadline() {
+    let mut h = on();
+    let c = key(1);
+    let p = relaxed(&c, "x", 10, oid(5));
+    assert_ok(h.send(&p), true, PURGATORY);
+    let r = RepoId::prs(c.public_key(), "y");
+    assert!(
+        h.push(&r, &[(&nostr_ref(&random_id(4)), Some(oid(1)))])
+            .is_accepted()
+    );
+    let view = h.engine.purgatory_view();
+    let pr_row = view
+        .iter()
+        .find(|w| w.id == p.id)
+        .expect("the PR is listed");
+    assert_eq!(pr_row.kind, "prs_pr");
+    let ph = view
+        .iter()
+        .find(|w| w.id == random_id(4))
+        .expect("the placeholder is listed");
+    assert_eq!(
+        (ph.kind, ph.d.as_str(), ph.author),
+        ("prs_placeholder", "y", c.public_key())
+    );
+    assert_eq!(ph.deadline, h.now.plus(mins(20)));
+}
