@@ -541,3 +541,47 @@ async fn prs_placeholder_expiry_and_limits() {
     out.expect_failed("over the hourly count");
     assert!(out.stderr.contains("429"), "{out}");
 }
+
+#[tokio::test]
+async fn prs_disk_quotas() {
+    // Tiny quotas: the first push fits (nothing stored yet), the next one does not.
+    let world = World::start_with(on().flag("--prs-max-bytes-per-pubkey", "1KiB")).await;
+    let c = Keys::generate();
+    let url = prs_url(&world, &c.public_key(), &fresh());
+    let (work, tip) = work().await;
+    work.push(&url, &[&format!("{tip}:{}", nostr_ref(&random_event_id()))])
+        .await
+        .expect_ok("the first push");
+    assert_rejected(
+        &work
+            .push(&url, &[&format!("{tip}:{}", nostr_ref(&random_event_id()))])
+            .await,
+        &format!("contributor storage for {} is full", npub(&c.public_key())),
+        "over the per-npub quota",
+    );
+    let all = World::start_with(on().flag("--prs-max-total-size", "1KiB")).await;
+    work.push(
+        &prs_url(&all, &c.public_key(), "one"),
+        &[&format!("{tip}:{}", nostr_ref(&random_event_id()))],
+    )
+    .await
+    .expect_ok("the first push");
+    let other = Keys::generate();
+    assert_rejected(
+        &work
+            .push(
+                &prs_url(&all, &other.public_key(), "two"),
+                &[&format!("{tip}:{}", nostr_ref(&random_event_id()))],
+            )
+            .await,
+        "contributor storage on this server is full",
+        "over the total quota",
+    );
+    let metrics = metrics(&all).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "graspd_prs_pushes_total{outcome=\"quota\"} 1"),
+        "{metrics}"
+    );
+}

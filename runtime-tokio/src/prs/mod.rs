@@ -287,4 +287,31 @@ mod tests {
         assert!(!repos.exists(&repo), "removed when the last push ended");
         assert!(repos.dir(&repo).starts_with(tmp.path().join("prs")));
     }
+
+    #[test]
+    fn the_startup_sweep_removes_only_empty_repositories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repos = Repos::new(tmp.path().join("repos"));
+        let owner = crate::test_keys::keys(1).public_key();
+        let empty = RepoPath::new(owner, "empty").unwrap().into_prs();
+        let full = RepoPath::new(owner, "full").unwrap().into_prs();
+        for r in [&empty, &full] {
+            crate::git_ops::create_bare_repo(&repos, r).unwrap();
+        }
+        let dir = repos.dir(&full);
+        let repo = git2::Repository::open_bare(&dir).unwrap();
+        let tree = repo.treebuilder(None).unwrap().write().unwrap();
+        let sig = git2::Signature::now("t", "t@example.org").unwrap();
+        let tree = repo.find_tree(tree).unwrap();
+        let commit = repo.commit(None, &sig, &sig, "c", &tree, &[]).unwrap();
+        repo.reference(
+            &format!("refs/nostr/{}", "a".repeat(64)),
+            commit,
+            false,
+            "t",
+        )
+        .unwrap();
+        assert_eq!(sweep(&repos), 1);
+        assert!(!repos.exists(&empty) && repos.exists(&full));
+    }
 }
