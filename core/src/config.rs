@@ -57,6 +57,19 @@ pub struct Config {
     /// Which rule makes a key a maintainer (MAINTAINERS.md): reciprocal confirmation by
     /// default, the flat rule of older servers if the operator asks.
     pub maintainer_model: crate::MaintainerModel,
+    /// GRASP-06, the contributor endpoint `/prs/<npub>/<d>.git` (off by default): its
+    /// pushes are decided, and pull requests naming it accepted, only when on.
+    pub grasp06: bool,
+    /// How long a `/prs/` push whose pull request has not arrived keeps its ref (20 min,
+    /// GRASP-06's advice).
+    pub prs_placeholder_expiry: Duration,
+    /// Pull requests accepted only because their `clone` names our `/prs/` URL that may
+    /// wait at once per signer (20): their acceptance costs the signer nothing else.
+    pub prs_max_waiting_per_author: usize,
+    /// Unconfirmed `/prs/` pushes (placeholders) per npub (20).
+    pub prs_placeholders_per_npub: usize,
+    /// Refs one `/prs/` push may update (10).
+    pub prs_refs_per_push: usize,
 }
 
 /// Caps on purgatory and hosting, each with a clear refusal when exceeded.
@@ -187,6 +200,11 @@ impl Config {
             hash_seed: 0,
             curation: Curation::default(),
             maintainer_model: crate::MaintainerModel::default(),
+            grasp06: false,
+            prs_placeholder_expiry: Duration::from_secs(20 * 60),
+            prs_max_waiting_per_author: 20,
+            prs_placeholders_per_npub: 20,
+            prs_refs_per_push: 10,
         }
     }
 

@@ -90,6 +90,7 @@ impl Engine {
                 self.forget_stored(&author, &d.0, d.1, |x, _| x == *sid);
             }
             self.pr_tips.remove(sid);
+            self.drop_prs_refs(&author, sid);
         }
         self.related.delete(&ids, &coords);
         self.emit(Effect::DeleteEvents {

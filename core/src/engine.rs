@@ -81,6 +81,9 @@ pub struct Engine {
     pub(crate) present: IdentMap<BTreeMap<Oid, RepoId>>,
     /// Tips of stored pull requests and updates, for `refs/nostr/<id>` pushes.
     pub(crate) pr_tips: KeyedMap<EventId, Oid>,
+    /// Author and tagged repositories of stored pull requests, kept only with GRASP-06
+    /// on: a `/prs/<npub>/<d>` push names a stored one only if it is `npub`'s, for `d`.
+    pub(crate) pr_scopes: KeyedMap<EventId, crate::prs::PrScope>,
     pub(crate) counters: Counters,
     next_id: u64,
 }
@@ -113,6 +116,7 @@ impl Engine {
             checks: BTreeMap::new(),
             present: IdentMap::default(),
             pr_tips: keys.map(),
+            pr_scopes: keys.map(),
             counters: Counters::default(),
             next_id: 1,
         }

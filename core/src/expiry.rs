@@ -200,8 +200,11 @@ impl Engine {
                 }
             }
         } else if e.kind == event::PULL_REQUEST || e.kind == event::PULL_REQUEST_UPDATE {
-            if let Some(Ok(tip)) = PullRequest::parse(&e).map(|p| p.tip) {
-                self.pr_tips.insert(e.id, tip);
+            if let Some(pr) = PullRequest::parse(&e) {
+                if let Ok(tip) = pr.tip {
+                    self.pr_tips.insert(e.id, tip);
+                    self.note_pr_scope(e.id, e.pubkey, &pr.repos);
+                }
             }
         } else if e.kind == event::DELETION {
             let ids: Vec<nostr::prelude::EventId> = event::tag_values(&e, "e")
@@ -269,9 +272,15 @@ impl Engine {
                 } else if event.kind == event::STATE {
                     Waiting::State(StateRefs::parse(&event))
                 } else {
-                    let Some(pr) = PullRequest::parse(&event) else {
+                    let Some(mut pr) = PullRequest::parse(&event) else {
                         return;
                     };
+                    // Accepted by GRASP-06's relaxation (nothing it tags is here): counted
+                    // per signer again, and not hunted, as on arrival.
+                    if !self.tags_known_repo(&pr) && self.relaxed_identifier(&event).is_some() {
+                        pr.clone.clear();
+                        self.purgatory.relaxed.insert((event.pubkey, event.id));
+                    }
                     Waiting::pull_request(pr)
                 };
                 self.related.accept(&event);

@@ -2,7 +2,7 @@
 
 use crate::event::Origin;
 use crate::oid::Oid;
-use crate::repo::{RepoId, npub};
+use crate::repo::RepoId;
 use crate::time::Time;
 use nostr::prelude::{Event, EventId};
 use serde::{Deserialize, Serialize};
@@ -92,9 +92,8 @@ impl fmt::Display for JournalKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             JournalKey::Waiting(id) => write!(f, "w:{}", id.to_hex()),
-            JournalKey::Placeholder(repo, id) => {
-                write!(f, "p:{}/{}.git:{}", npub(&repo.owner), repo.d, id.to_hex())
-            }
+            // `p:prs/<npub>/…` for a contributor repository's (scoped) placeholder.
+            JournalKey::Placeholder(repo, id) => write!(f, "p:{}:{}", repo.path(), id.to_hex()),
             JournalKey::Expired(id) => write!(f, "x:{}", id.to_hex()),
             JournalKey::DomainWindow(domain) => write!(f, "t:{domain}"),
         }

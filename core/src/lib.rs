@@ -72,6 +72,8 @@ mod oid;
 mod outcome;
 mod packed;
 mod placeholders;
+mod prs;
+mod prs_relax;
 mod prune;
 mod pull_request;
 mod purgatory;
@@ -106,7 +108,7 @@ pub use metrics::{
     Counters, DomainMetrics, Metrics, RELEASE_WAIT_BUCKETS_MS, SyncView, WaitingView,
 };
 pub use oid::{InvalidOid, Oid};
-pub use repo::{RepoId, is_safe_identifier, npub};
+pub use repo::{Namespace, RepoId, is_safe_identifier, npub};
 pub use sync::url_refusal;
 pub use time::Time;
 pub use url_path::{SegmentError, decode_identifier, encode_identifier};

@@ -81,6 +81,10 @@ pub struct Metrics {
     pub purgatory_prs: usize,
     /// Git-first placeholders.
     pub placeholders: usize,
+    /// Of those, in contributor repositories (`/prs/`, GRASP-06).
+    pub prs_placeholders: usize,
+    /// Of the waiting pull requests, those accepted by GRASP-06's relaxation.
+    pub prs_prs: usize,
     /// Bytes of the JSON of every waiting event (the byte budget's measure).
     pub purgatory_bytes: usize,
     /// Identifiers in the sync queue.
@@ -118,7 +122,10 @@ pub struct WaitingView {
     pub id: EventId,
     /// Its author.
     pub author: PublicKey,
-    /// `announcement`, `state` or `pull_request`.
+    /// `announcement`, `state` or `pull_request`; with GRASP-06, `prs_pr` (a pull request
+    /// accepted by the relaxation) or `prs_placeholder` (a `/prs/` push whose pull
+    /// request has not arrived: `author` and `d` are its scope, the URL's npub and
+    /// identifier).
     pub kind: &'static str,
     /// The repository identifier.
     pub d: String,
@@ -166,6 +173,8 @@ impl Engine {
             purgatory_states: 0,
             purgatory_prs: 0,
             placeholders: self.purgatory.placeholders.len(),
+            prs_placeholders: self.purgatory.placeholders.count_prs(),
+            prs_prs: self.purgatory.relaxed.len(),
             purgatory_bytes: self.purgatory.bytes(),
             sync_queue: self.sync.entries.len(),
             identifiers: self.idents.len(),
@@ -212,10 +221,14 @@ impl Engine {
                             .collect()
                     }
                 };
+                let relaxed = self
+                    .purgatory
+                    .relaxed
+                    .contains(&(e.event.pubkey, e.event.id));
                 WaitingView {
                     id: e.event.id,
                     author: e.event.pubkey,
-                    kind: e.kind_label(),
+                    kind: if relaxed { "prs_pr" } else { e.kind_label() },
                     d: self.idents.name(e.ident).to_owned(),
                     missing,
                     arrived: e.arrived,
@@ -226,6 +239,30 @@ impl Engine {
                 }
             })
             .collect();
+        // GRASP-06 placeholders: scope (npub = author, identifier) and deadline.
+        for (repo, id) in self.purgatory.placeholders.iter_prs() {
+            let key = crate::engine::TimerKey::Placeholder(Box::new((repo.clone(), *id)));
+            let Some(deadline) = self.timers.deadline_of(&key) else {
+                continue;
+            };
+            out.push(WaitingView {
+                id: *id,
+                author: repo.owner,
+                kind: "prs_placeholder",
+                d: repo.d.clone(),
+                missing: Vec::new(),
+                arrived: crate::time::Time::from_millis(
+                    deadline.as_millis().saturating_sub(
+                        u64::try_from(self.config.prs_placeholder_expiry.as_millis())
+                            .unwrap_or(u64::MAX),
+                    ),
+                ),
+                deadline,
+                soft_expired: false,
+                unsatisfiable: false,
+                authority: None,
+            });
+        }
         out.sort_by_key(|w| (w.deadline, w.id));
         out
     }

@@ -37,6 +37,33 @@ impl Placeholders {
         self.map.contains_key(&(repo.clone(), *id))
     }
 
+    /// Placeholders in the contributor repositories (`/prs/<npub>/…`) of `owner`, for
+    /// GRASP-06's per-npub budget. Walks the repositories holding any (few per npub).
+    pub(crate) fn count_prs_of(&self, owner: &nostr::prelude::PublicKey) -> usize {
+        self.per_repo
+            .iter()
+            .filter(|(r, _)| r.is_prs() && r.owner == *owner)
+            .map(|(_, n)| *n)
+            .sum()
+    }
+
+    /// The placeholders of contributor repositories, for the operator view.
+    pub(crate) fn iter_prs(&self) -> impl Iterator<Item = (&RepoId, &EventId)> {
+        self.map
+            .keys()
+            .filter(|(r, _)| r.is_prs())
+            .map(|(r, id)| (r, id))
+    }
+
+    /// Placeholders in contributor repositories, for the `prs_placeholder` gauge.
+    pub(crate) fn count_prs(&self) -> usize {
+        self.per_repo
+            .iter()
+            .filter(|(r, _)| r.is_prs())
+            .map(|(_, n)| *n)
+            .sum()
+    }
+
     /// Why `new` more placeholders for `repo` from `client` would exceed the budget, as
     /// the reason `git push` shows; `None` if they fit.
     pub(crate) fn refusal(

@@ -35,16 +35,32 @@ impl Engine {
             })
             .map(|c| c.identifier.clone())
         else {
-            return self.on_related(token, e);
+            return self.on_related(token, e, origin);
         };
         let bytes = crate::packed::json_len_of(&e);
         if let Some(why) = self.purgatory_cap_refusal(&e.pubkey, &d, bytes, false) {
             return self.reply(token, id, false, why);
         }
+        self.wait_for_pr(token, e, origin, pr, &d);
+    }
+
+    /// An accepted pull request `e` (of identifier `d`) waits for its tip: git-first
+    /// placeholders for its id are settled, then its tip is looked for where it can be —
+    /// the hosted repositories it tags and its author's `/prs/` repositories.
+    pub(crate) fn wait_for_pr(
+        &mut self,
+        token: ReplyToken,
+        e: Event,
+        origin: Origin,
+        pr: PullRequest,
+        d: &str,
+    ) {
+        let id = e.id;
         let hosted = self.pr_repos(&pr.repos);
+        let contributed = self.prs_repos_of(&e.pubkey, &pr.repos);
         // A git-first placeholder: the right tip becomes the PR's; a wrong one is deleted
         // at once and the PR waits.
-        for repo in &hosted {
+        for repo in hosted.iter().chain(&contributed) {
             let Some(ph) = self.purgatory.placeholders.remove(repo, &id) else {
                 continue;
             };
@@ -63,10 +79,12 @@ impl Engine {
             }
         }
         let (tip, author) = (pr.tip.clone(), e.pubkey);
-        self.enter_purgatory(e, &d, Waiting::pull_request(pr), origin, Some(token));
+        self.enter_purgatory(e, d, Waiting::pull_request(pr), origin, Some(token));
         match tip {
-            Ok(oid) if !hosted.is_empty() => {
-                self.check_objects(&d, vec![oid], Some(id), &hosted, &author);
+            Ok(oid) if !hosted.is_empty() || !contributed.is_empty() => {
+                let mut repos = self.check_repos(d, &hosted, &author);
+                repos.extend(contributed.into_iter().filter(|r| r.d == d));
+                self.check_in(d, repos, vec![oid], Some(id));
             }
             _ => self.finalize_waiting(&id),
         }
@@ -90,10 +108,14 @@ impl Engine {
         out
     }
 
-    pub(crate) fn on_related(&mut self, token: ReplyToken, e: Event) {
+    pub(crate) fn on_related(&mut self, token: ReplyToken, e: Event, origin: Origin) {
         let id = e.id;
         let refs = event::references(&e);
         if !self.related.is_related(&e, &refs) {
+            // GRASP-06 §5, tried just before the refusal.
+            if let Some(d) = self.relaxed_identifier(&e) {
+                return self.on_relaxed_pr(token, e, origin, d);
+            }
             return self.reply(
                 token,
                 id,
@@ -102,8 +124,11 @@ impl Engine {
             );
         }
         if matches!(e.kind, k if k == event::PULL_REQUEST || k == event::PULL_REQUEST_UPDATE) {
-            if let Some(Ok(tip)) = PullRequest::parse(&e).map(|p| p.tip) {
-                self.pr_tips.insert(id, tip);
+            if let Some(pr) = PullRequest::parse(&e) {
+                if let Ok(tip) = pr.tip {
+                    self.pr_tips.insert(id, tip);
+                    self.note_pr_scope(id, e.pubkey, &pr.repos);
+                }
             }
         }
         self.related.accept_with(&e, refs);

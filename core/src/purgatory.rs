@@ -231,6 +231,9 @@ pub(crate) struct Purgatory {
     pub(crate) needs: NeedIndex,
     /// The fresh object checks that come before expiry.
     pub(crate) final_check: crate::final_check::FinalCheck,
+    /// Pull requests accepted by GRASP-06's relaxation (their `clone` names our `/prs/`
+    /// URL, nothing they tag is here), by signer: capped per signer.
+    pub(crate) relaxed: BTreeSet<(PublicKey, EventId)>,
 }
 
 impl Purgatory {
@@ -246,6 +249,7 @@ impl Purgatory {
             expired: crate::expired::ExpiredMemory::default(),
             needs: NeedIndex::default(),
             final_check: crate::final_check::FinalCheck::default(),
+            relaxed: BTreeSet::new(),
         }
     }
 
@@ -291,6 +295,7 @@ impl Purgatory {
     pub(crate) fn remove(&mut self, id: &EventId) -> Option<Entry> {
         let e = self.entries.remove(&IdKey::from(id))?;
         self.unindex(&e);
+        self.relaxed.remove(&(e.event.pubkey, *id));
         Some(*e)
     }
 

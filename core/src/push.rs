@@ -16,7 +16,7 @@ use nostr::prelude::EventId;
 use std::collections::BTreeMap;
 
 /// What `refs/nostr/<x>` names, if the ref is in that namespace.
-fn nostr_ref_id(name: &str) -> Option<Result<EventId, ()>> {
+pub(crate) fn nostr_ref_id(name: &str) -> Option<Result<EventId, ()>> {
     let rest = name.strip_prefix("refs/nostr/")?;
     let ok = rest.len() == 64
         && rest
@@ -32,6 +32,9 @@ fn nostr_ref_id(name: &str) -> Option<Result<EventId, ()>> {
 impl Engine {
     pub(crate) fn decide_push(&self, req: &PushRequest) -> PushVerdict {
         let repo = &req.repo;
+        if repo.is_prs() {
+            return self.decide_prs_push(req);
+        }
         let hosted = self
             .repos
             .announcement(&repo.owner, &repo.d)
@@ -90,7 +93,7 @@ impl Engine {
 
     /// Whether update `u` of `repo` would create a new placeholder: a `refs/nostr/<id>`
     /// whose event is neither waiting nor stored, and which has none yet.
-    fn makes_placeholder(&self, repo: &RepoId, u: &RefUpdate) -> bool {
+    pub(crate) fn makes_placeholder(&self, repo: &RepoId, u: &RefUpdate) -> bool {
         let Some(Ok(id)) = nostr_ref_id(&u.name) else {
             return false;
         };
@@ -239,17 +242,19 @@ impl Engine {
                 continue;
             }
             if self.pr_tips.get(&id) == Some(&new) {
-                let targets = self.stored_pr_repos(&id, &d);
+                let targets = self.stored_pr_repos(&id, &repo);
                 self.mirror_pr(id, new, &repo, &targets);
                 continue;
             }
             let placeholders = &self.purgatory.placeholders;
             let new_one = !placeholders.contains(&repo, &id);
-            if new_one
-                && placeholders
-                    .refusal(&self.config.limits, &repo, client.as_deref(), 1)
-                    .is_some()
-            {
+            let over = placeholders
+                .refusal(&self.config.limits, &repo, client.as_deref(), 1)
+                .is_some()
+                || (repo.is_prs()
+                    && placeholders.count_prs_of(&repo.owner)
+                        >= self.config.prs_placeholders_per_npub);
+            if new_one && over {
                 // Over budget although the push was accepted (concurrent pushes decided
                 // before either landed): the ref goes, nothing is held for it.
                 self.emit(Effect::SetRef {
@@ -260,7 +265,7 @@ impl Engine {
                 self.schedule_prune(&repo);
                 continue;
             }
-            let deadline = self.now.plus(self.config.purgatory_expiry);
+            let deadline = self.now.plus(self.placeholder_expiry(&repo));
             let placeholder = Placeholder {
                 oid: new,
                 client: client.clone(),
@@ -283,7 +288,9 @@ impl Engine {
             });
         }
         let ident = self.ident(&d);
-        let waiting_ann = self.purgatory.announcement_of(&repo.owner, ident).is_some();
+        // A contributor repository is nobody's announcement.
+        let waiting_ann =
+            !repo.is_prs() && self.purgatory.announcement_of(&repo.owner, ident).is_some();
         if let Some(ident) = ident {
             self.note_present(ident, refs.iter().map(|(_, o)| *o), &repo);
             self.release_ready(ident, ServePath::Push);
@@ -326,9 +333,18 @@ impl Engine {
         }
     }
 
-    /// Hosted repositories of a stored pull request's tagged repository (identifier `d`).
-    fn stored_pr_repos(&self, _id: &EventId, d: &str) -> Vec<RepoId> {
-        self.repos.repos(d)
+    /// Where a stored pull request pushed to `pushed` is mirrored: after a push to a
+    /// hosted repository, the hosted repositories of its identifier; after a `/prs/`
+    /// push, the owner repositories of every coordinate it tags that is served here.
+    fn stored_pr_repos(&self, id: &EventId, pushed: &RepoId) -> Vec<RepoId> {
+        if pushed.is_prs() {
+            return self
+                .pr_scopes
+                .get(id)
+                .map(|s| self.pr_repos(&s.repos))
+                .unwrap_or_default();
+        }
+        self.repos.repos(&pushed.d)
     }
 
     /// Copies a pull request's tip into every target and sets `refs/nostr/<id>` there.

@@ -24,14 +24,31 @@ impl Engine {
         oids: impl IntoIterator<Item = Oid>,
         repo: &RepoId,
     ) -> bool {
-        let needed = self.needs_of(d);
+        // From a contributor repository, objects known present elsewhere count too: it
+        // may be the only source its own npub's pull requests may be released from.
+        let needed = if repo.is_prs() {
+            self.wanted_of(d)
+        } else {
+            self.needs_of(d)
+        };
         let found: Vec<Oid> = oids.into_iter().filter(|o| needed.contains(o)).collect();
         if found.is_empty() {
             return false;
         }
         let map = self.present.get_or_default(d);
         for o in found {
-            map.entry(o).or_insert_with(|| repo.clone());
+            match map.entry(o) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(repo.clone());
+                }
+                // A contributor repository is a source for its own npub's pull requests
+                // only: the latest one to hold the object replaces it (a hosted one
+                // stays), so that another npub's push does not shadow the author's.
+                std::collections::btree_map::Entry::Occupied(mut o) if o.get().is_prs() => {
+                    o.insert(repo.clone());
+                }
+                std::collections::btree_map::Entry::Occupied(_) => {}
+            }
         }
         true
     }
@@ -133,11 +150,17 @@ impl Engine {
                 let Some(source) = self.present.get(&d).and_then(|p| p.get(&tip)).cloned() else {
                     return false;
                 };
-                for t in &targets {
+                // A contributor repository holds data for its own npub's pull requests only.
+                if source.is_prs() && source.owner != author {
+                    return false;
+                }
+                let repos = pr.repos.clone();
+                for t in targets.iter().chain(&self.prs_repos_of(&author, &repos)) {
                     self.forget_placeholder(t, id);
                 }
                 self.mirror_pr(*id, tip, &source, &targets);
                 self.pr_tips.insert(*id, tip);
+                self.note_pr_scope(*id, author, &repos);
                 self.serve_waiting(id, path);
                 true
             }

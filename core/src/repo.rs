@@ -5,24 +5,69 @@ use nostr::prelude::PublicKey;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A hosted repository, `/<npub of owner>/<d>.git`.
+/// Which URL space a repository lives in: the standard endpoint's hosted repositories,
+/// or GRASP-06's contributor repositories (`/prs/<npub>/<d>.git`), which are never
+/// announced, listed or synced and only ever hold `refs/nostr/<event-id>` refs.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum Namespace {
+    /// `/<npub>/<d>.git`: a repository announced here.
+    #[default]
+    Hosted,
+    /// `/prs/<npub>/<d>.git`: pull request commits pushed by `npub` for repositories `d`.
+    Prs,
+}
+
+impl Namespace {
+    fn is_hosted(&self) -> bool {
+        *self == Namespace::Hosted
+    }
+}
+
+/// A repository on this server: a hosted one, `/<npub of owner>/<d>.git`, or a
+/// contributor one, `/prs/<npub of author>/<d>.git` (GRASP-06).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RepoId {
-    /// The announcing pubkey.
+    /// The announcing pubkey (for a contributor repository: the pull requests' author).
     pub owner: PublicKey,
-    /// The announcement's `d` identifier.
+    /// The announcement's `d` identifier (the target repository's).
     pub d: String,
+    /// Hosted or contributor. Last, so hosted repositories order as before; left out of
+    /// the journal when hosted, so older journals read unchanged.
+    #[serde(default, skip_serializing_if = "Namespace::is_hosted")]
+    pub ns: Namespace,
 }
 
 impl RepoId {
-    /// A repository id from its parts (not validated: the runtime validates URL paths).
+    /// A hosted repository id from its parts (not validated: the runtime validates URL paths).
     pub fn new(owner: PublicKey, d: impl Into<String>) -> Self {
-        RepoId { owner, d: d.into() }
+        RepoId {
+            owner,
+            d: d.into(),
+            ns: Namespace::Hosted,
+        }
     }
 
-    /// `<npub>/<d>.git`, the path of the repository below a server's root.
+    /// The contributor repository `/prs/<npub of author>/<d>.git` (GRASP-06).
+    pub fn prs(author: PublicKey, d: impl Into<String>) -> Self {
+        RepoId {
+            owner: author,
+            d: d.into(),
+            ns: Namespace::Prs,
+        }
+    }
+
+    /// Whether this is a contributor repository (`/prs/…`).
+    pub fn is_prs(&self) -> bool {
+        self.ns == Namespace::Prs
+    }
+
+    /// `<npub>/<d>.git` (`prs/<npub>/<d>.git` for a contributor repository), the path of
+    /// the repository below a server's root.
     pub fn path(&self) -> String {
-        format!("{}/{}.git", npub(&self.owner), self.d)
+        let prefix = if self.is_prs() { "prs/" } else { "" };
+        format!("{prefix}{}/{}.git", npub(&self.owner), self.d)
     }
 }
 

@@ -49,6 +49,11 @@ impl<K: Ord + Clone> Timers<K> {
         }
     }
 
+    /// The deadline of `key`, if it has one.
+    pub(crate) fn deadline_of(&self, key: &K) -> Option<Time> {
+        self.by_key.get(key).copied()
+    }
+
     /// Whether `key` has a deadline.
     pub(crate) fn is_armed(&self, key: &K) -> bool {
         self.by_key.contains_key(key)

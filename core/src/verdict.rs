@@ -67,11 +67,11 @@ impl Engine {
                     Some(pr) if self.tags_known_repo(&pr) => {
                         self.on_pull_request(token, e, origin, pr)
                     }
-                    _ => self.on_related(token, e),
+                    _ => self.on_related(token, e, origin),
                 }
             }
             k if k == event::DELETION => self.on_deletion(token, e),
-            _ => self.on_related(token, e),
+            _ => self.on_related(token, e, origin),
         }
     }
 

@@ -25,6 +25,7 @@ pub mod http;
 pub mod listener;
 pub mod ops;
 pub mod pages;
+pub mod prs;
 pub mod purgatory_cmd;
 pub mod relay;
 pub mod repo;

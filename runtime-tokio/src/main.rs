@@ -64,7 +64,7 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     )
     .await
     .map_err(|e| format!("cannot start the engine: {e}"))?;
-    server.add_routes(ops::routes(engine.clone()));
+    server.add_routes(ops::routes(engine.clone(), server.repos().clone()));
     let config = server.config();
     let base = config.public_base();
     println!(

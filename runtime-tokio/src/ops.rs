@@ -14,10 +14,12 @@ use serde_json::json;
 
 use crate::driver::{EngineHandle, View};
 
-/// The operator routes, served by the main router.
-pub fn routes(engine: EngineHandle) -> Router {
+/// The operator routes, served by the main router; `repos` for the contributor
+/// repositories' figures (GRASP-06).
+pub fn routes(engine: EngineHandle, repos: crate::repo::Repos) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        .with_state((engine.clone(), repos))
         .route("/purgatory", get(page))
         .route("/purgatory.json", get(json_view))
         .with_state(engine)
@@ -31,16 +33,19 @@ fn stopped() -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, "engine stopped\n").into_response()
 }
 
-async fn metrics(State(engine): State<EngineHandle>, req: Request) -> Response {
+async fn metrics(
+    State((engine, repos)): State<(EngineHandle, crate::repo::Repos)>,
+    req: Request,
+) -> Response {
     if !is_local(&req) {
         return forbidden();
     }
     match engine.metrics_view().await.ok_or_else(stopped) {
-        Ok(v) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            v.prometheus(),
-        )
-            .into_response(),
+        Ok(v) => {
+            let mut text = v.prometheus();
+            text.push_str(&crate::prs::prometheus(&repos).await);
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+        }
         Err(r) => r,
     }
 }

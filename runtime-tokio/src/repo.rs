@@ -44,12 +44,14 @@ pub fn validate_identifier(identifier: &str) -> Result<(), PathError> {
     }
 }
 
-/// A validated repository coordinate: owner public key and identifier.
+/// A validated repository coordinate: owner public key and identifier, in the hosted
+/// space (`/<npub>/<id>.git`) or GRASP-06's contributor space (`/prs/<npub>/<id>.git`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RepoPath {
     owner: PublicKey,
     npub: String,
     identifier: String,
+    ns: grasp_core::Namespace,
 }
 
 impl RepoPath {
@@ -70,10 +72,11 @@ impl RepoPath {
     }
 
     /// `<npub>/<identifier>.git` as it appears in a URL (the identifier percent-encoded
-    /// as [`RepoPath::from_url`] decodes it).
+    /// as [`RepoPath::from_url`] decodes it), `prs/` first for a contributor repository.
     pub fn url_path(&self) -> String {
         format!(
-            "{}/{}.git",
+            "{}{}/{}.git",
+            if self.is_prs() { "prs/" } else { "" },
             self.npub,
             grasp_core::encode_identifier(&self.identifier)
         )
@@ -91,7 +94,26 @@ impl RepoPath {
             owner,
             npub,
             identifier: identifier.to_owned(),
+            ns: grasp_core::Namespace::Hosted,
         })
+    }
+
+    /// The same coordinate in the contributor space, `/prs/<npub>/<identifier>.git`: the
+    /// same parsing and identifier rules, one function for both endpoints.
+    #[must_use]
+    pub fn into_prs(mut self) -> Self {
+        self.ns = grasp_core::Namespace::Prs;
+        self
+    }
+
+    /// Hosted or contributor (`/prs/`).
+    pub fn namespace(&self) -> grasp_core::Namespace {
+        self.ns
+    }
+
+    /// Whether this is a contributor repository (`/prs/…`).
+    pub fn is_prs(&self) -> bool {
+        self.ns == grasp_core::Namespace::Prs
     }
 
     /// The owner's public key.
@@ -117,14 +139,19 @@ impl RepoPath {
 
 impl fmt::Display for RepoPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_prs() {
+            f.write_str("prs/")?;
+        }
         write!(f, "{}/{}.git", self.npub, self.identifier)
     }
 }
 
-/// The directory holding every bare repository (`<data>/repos`), and their upkeep.
+/// The directory holding every bare repository (`<data>/repos`), GRASP-06's contributor
+/// repositories beside it (`<data>/prs`), and their upkeep.
 #[derive(Debug, Clone)]
 pub struct Repos {
     root: PathBuf,
+    prs: std::sync::Arc<crate::prs::PrsDisk>,
     housekeeping: Housekeeping,
 }
 
@@ -139,9 +166,26 @@ impl Repos {
 
     /// Repositories under `root` whose prunes keep objects younger than `grace`.
     pub fn with_prune_grace(root: impl Into<PathBuf>, grace: std::time::Duration) -> Self {
+        let root: PathBuf = root.into();
+        let prs_root = root.parent().unwrap_or(&root).join("prs");
         Self {
-            root: root.into(),
+            root,
+            prs: std::sync::Arc::new(crate::prs::PrsDisk::new(prs_root)),
             housekeeping: Housekeeping::new(grace),
+        }
+    }
+
+    /// The contributor repositories (`<data>/prs`) and the pushes in flight into them.
+    pub fn prs(&self) -> &crate::prs::PrsDisk {
+        &self.prs
+    }
+
+    /// The directory the repositories of `repo`'s namespace live under.
+    pub fn root_of(&self, repo: &RepoPath) -> &Path {
+        if repo.is_prs() {
+            self.prs.root()
+        } else {
+            &self.root
         }
     }
 
@@ -155,9 +199,10 @@ impl Repos {
         &self.root
     }
 
-    /// `<root>/<npub>/<identifier>.git`.
+    /// `<root>/<npub>/<identifier>.git` (`<data>/prs/<npub>/<identifier>.git` for a
+    /// contributor repository).
     pub fn dir(&self, repo: &RepoPath) -> PathBuf {
-        self.root.join(repo.relative_dir())
+        self.root_of(repo).join(repo.relative_dir())
     }
 
     /// Whether the bare repository exists on disk (served or in purgatory).

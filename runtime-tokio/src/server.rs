@@ -71,6 +71,14 @@ impl Server {
             tokio::task::spawn_blocking(move || crate::children::clean_leftovers(&repos_dir)).await;
         let store = Store::open(&config.events_dir()).await?;
         let repos = Repos::with_prune_grace(config.repos_dir(), config.prune_grace);
+        if config.grasp06 {
+            crate::prs::start(&config, &repos)
+                .await
+                .map_err(|source| StartError::DataDir {
+                    path: config.data_dir.join("prs").display().to_string(),
+                    source,
+                })?;
+        }
         Ok(Self {
             config: Arc::new(config),
             store,
@@ -117,12 +125,19 @@ impl Server {
             sink,
             limits,
         ));
-        let git = Arc::new(GitHttp::new(
+        let mut git = GitHttp::new(
             self.repos.clone(),
             authorizer,
             &crate::git_http::GitLimits::from_config(config),
             config.public_base(),
-        ));
+        );
+        if config.grasp06 {
+            git = git.with_prs(crate::git_http::prs::PrsHttp::new(
+                crate::prs::template_dir(config),
+                crate::prs::PrsLimits::from_config(config),
+            ));
+        }
+        let git = Arc::new(git);
         let landing = landing_page(
             &config.relay_name,
             &config.relay_description,

@@ -159,7 +159,7 @@ impl TestServer {
         )
         .await
         .expect("engine");
-        server.add_routes(crate::ops::routes(engine.clone()));
+        server.add_routes(crate::ops::routes(engine.clone(), server.repos().clone()));
         let server = Arc::new(server);
         let handle = Arc::new(engine);
         let (stop, stopped) = oneshot::channel::<()>();

@@ -330,6 +330,37 @@ pub struct Config {
     #[arg(long, env = "GRASPD_PRUNE_GRACE", default_value = "10min", value_parser = parse_duration)]
     pub prune_grace: Duration,
 
+    /// GRASP-06: serve the contributor endpoint `/prs/<npub>/<identifier>.git`, where
+    /// anyone may push a pull request's commits to `refs/nostr/<event-id>`, and accept
+    /// pull requests whose `clone` names it. Off: `/prs/` is a 404.
+    #[arg(long, env = "GRASPD_GRASP06")]
+    pub grasp06: bool,
+
+    /// How long a `/prs/` push whose pull request event has not arrived keeps its ref.
+    #[arg(long, env = "GRASPD_PRS_PLACEHOLDER_EXPIRY", default_value = "20min", value_parser = parse_duration)]
+    pub prs_placeholder_expiry: Duration,
+
+    /// Pull requests accepted only because their `clone` names our `/prs/` URL that may
+    /// wait at once per signer.
+    #[arg(long, env = "GRASPD_PRS_MAX_WAITING_PER_AUTHOR", default_value_t = 20)]
+    pub prs_max_waiting_per_author: usize,
+
+    /// Largest `/prs/` push (decoded pack).
+    #[arg(long, env = "GRASPD_PRS_MAX_PUSH_SIZE", default_value = "100MiB", value_parser = parse_size)]
+    pub prs_max_push_size: u64,
+
+    /// `/prs/` pushes per client address per hour (4 at once): more get 429.
+    #[arg(long, env = "GRASPD_PRS_PUSHES_PER_IP_PER_HOUR", default_value_t = 30)]
+    pub prs_pushes_per_ip_per_hour: u32,
+
+    /// Disk used by one npub's `/prs/` repositories.
+    #[arg(long, env = "GRASPD_PRS_MAX_BYTES_PER_PUBKEY", default_value = "1GiB", value_parser = parse_size)]
+    pub prs_max_bytes_per_pubkey: u64,
+
+    /// Disk used by every `/prs/` repository together.
+    #[arg(long, env = "GRASPD_PRS_MAX_TOTAL_SIZE", default_value = "20GiB", value_parser = parse_size)]
+    pub prs_max_total_size: u64,
+
     /// Log filter: a level (error, warn, info, debug, trace, off) or tracing directives
     /// such as `info,grasp_runtime=debug`; an unknown level is refused. Logs go to
     /// stderr, coloured only on a terminal and never with `NO_COLOR` set.

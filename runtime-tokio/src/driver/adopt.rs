@@ -19,8 +19,9 @@ use super::convert::repo_id;
 use crate::git_ops::list_refs;
 use crate::repo::RepoPath;
 
-/// Every `refs/nostr/<64 hex>` ref of every repository under `repos`.
-pub(super) fn nostr_refs(root: &Path) -> Vec<(RepoId, EventId, Oid)> {
+/// Every `refs/nostr/<64 hex>` ref of every repository under `root` (contributor
+/// repositories if `prs`).
+pub(super) fn nostr_refs(root: &Path, prs: bool) -> Vec<(RepoId, EventId, Oid)> {
     let mut found = Vec::new();
     let Ok(owners) = std::fs::read_dir(root) else {
         return found;
@@ -38,6 +39,7 @@ pub(super) fn nostr_refs(root: &Path) -> Vec<(RepoId, EventId, Oid)> {
             let Ok(path) = RepoPath::parse(&npub, identifier) else {
                 continue;
             };
+            let path = if prs { path.into_prs() } else { path };
             let Ok(refs) = list_refs(&dir.path()) else {
                 continue;
             };

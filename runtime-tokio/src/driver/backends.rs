@@ -93,6 +93,9 @@ impl grasp_executor::Journal for Journal {
 #[derive(Clone)]
 pub(crate) struct GitRepos {
     pub(crate) repos: Repos,
+    /// GRASP-06 is on: `/prs/` repositories are adopted at startup too (when off, their
+    /// data on disk is not touched).
+    pub(crate) with_prs: bool,
 }
 
 impl GitRepos {
@@ -177,11 +180,14 @@ impl Repositories for GitRepos {
     }
 
     async fn set_ref(&self, repo: &RepoId, name: &str, target: Option<Oid>) -> Result<(), String> {
-        let dir = self.dir(repo)?;
+        let p = repo_path(repo).map_err(|e| format!("not a valid repository path: {e}"))?;
+        let (dir, repos) = (self.repos.dir(&p), self.repos.clone());
         let name = name.to_owned();
         Self::blocking(move || match target {
             Some(o) => git_ops::set_ref(&dir, &name, &o.to_string()),
-            None => git_ops::delete_ref(&dir, &name).map(|_| ()),
+            // A `/prs/` repository whose last ref went is removed (GRASP-06 §7).
+            None => git_ops::delete_ref(&dir, &name)
+                .and_then(|_| crate::prs::after_ref_deleted(&repos, &p)),
         })
         .await
     }
@@ -196,9 +202,16 @@ impl Repositories for GitRepos {
 
     async fn nostr_refs(&self) -> Vec<(RepoId, EventId, Oid)> {
         let root = self.repos.root().to_path_buf();
-        tokio::task::spawn_blocking(move || super::adopt::nostr_refs(&root))
-            .await
-            .unwrap_or_default()
+        let prs = self.with_prs.then(|| self.repos.prs().root().to_path_buf());
+        tokio::task::spawn_blocking(move || {
+            let mut all = super::adopt::nostr_refs(&root, false);
+            if let Some(prs) = prs {
+                all.extend(super::adopt::nostr_refs(&prs, true));
+            }
+            all
+        })
+        .await
+        .unwrap_or_default()
     }
 }
 

@@ -10,12 +10,17 @@ use crate::repo::{PathError, RepoPath};
 
 /// The engine's repository id for a validated path.
 pub fn repo_id(path: &RepoPath) -> RepoId {
-    RepoId::new(*path.owner(), path.identifier())
+    if path.is_prs() {
+        RepoId::prs(*path.owner(), path.identifier())
+    } else {
+        RepoId::new(*path.owner(), path.identifier())
+    }
 }
 
 /// The validated path for an engine repository id (the engine only emits safe ids).
 pub fn repo_path(id: &RepoId) -> Result<RepoPath, PathError> {
-    RepoPath::new(id.owner, &id.d)
+    let path = RepoPath::new(id.owner, &id.d)?;
+    Ok(if id.is_prs() { path.into_prs() } else { path })
 }
 
 /// Refs whose values are object ids (anything else cannot matter to the engine).

@@ -177,6 +177,10 @@ impl View {
         entries
             .with_label_values(&["placeholder"])
             .set(m.placeholders as i64);
+        entries
+            .with_label_values(&["prs_placeholder"])
+            .set(m.prs_placeholders as i64);
+        entries.with_label_values(&["prs_pr"]).set(m.prs_prs as i64);
         r.register(Box::new(entries)).expect("unique metric");
         gauge(
             "graspd_purgatory_bytes",

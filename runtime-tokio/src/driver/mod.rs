@@ -119,6 +119,9 @@ pub fn engine_config(config: &Config) -> Result<EngineConfig, String> {
     c.limits.placeholders_per_client = config.max_placeholders_per_address;
     c.limits.placeholders_total = config.max_placeholders;
     c.curation = config.curation();
+    c.grasp06 = config.grasp06;
+    c.prs_placeholder_expiry = config.prs_placeholder_expiry;
+    c.prs_max_waiting_per_author = config.prs_max_waiting_per_author;
     Ok(c)
 }
 
@@ -202,6 +205,7 @@ pub async fn start(
     let mut engine = Engine::new(engine_config(config)?);
     let git = GitRepos {
         repos: repos.clone(),
+        with_prs: config.grasp06,
     };
     let hydrated =
         grasp_executor::hydrate(&mut engine, clock::now(), &store, &journal, &git).await?;

@@ -191,6 +191,9 @@ pub(crate) struct Run {
     pub(crate) slot: Option<crate::slots::Slot>,
     /// Held until git exits, so that no prune of the repository runs meanwhile.
     pub(crate) push_guard: Option<crate::housekeeping::PushGuard>,
+    /// Held until git and the post-push hook are done, whatever the outcome (a
+    /// contributor push's in-flight count: its end removes a repository left empty).
+    pub(crate) hold: Option<Box<dyn std::any::Any + Send>>,
 }
 
 /// Starts git and returns the streaming response.
@@ -279,6 +282,7 @@ async fn drive(
         after_success,
         slot,
         push_guard,
+        hold,
         ..
     } = run;
     let stderr_task = tokio::spawn(read_tail(stderr));
@@ -372,5 +376,6 @@ async fn drive(
         after().await;
     }
     drop(slot);
+    drop(hold);
     drop(tx);
 }

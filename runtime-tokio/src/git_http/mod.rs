@@ -16,6 +16,7 @@ mod authorizer;
 mod backend;
 mod body;
 mod pktline;
+pub mod prs;
 mod receive;
 mod report;
 #[cfg(test)]
@@ -70,6 +71,8 @@ pub struct GitHttp {
     stall: Duration,
     pushes: crate::slots::Slots,
     public_base: String,
+    /// The contributor endpoint (GRASP-06), when on.
+    prs: Option<Arc<prs::PrsHttp>>,
 }
 
 impl GitHttp {
@@ -88,7 +91,20 @@ impl GitHttp {
             stall: limits.body_stall_timeout,
             pushes: crate::slots::Slots::new(limits.max_pushes, limits.max_pushes_per_client),
             public_base,
+            prs: None,
         }
+    }
+
+    /// Also serves the contributor endpoint `/prs/…` (GRASP-06).
+    #[must_use]
+    pub fn with_prs(mut self, prs: prs::PrsHttp) -> Self {
+        self.prs = Some(Arc::new(prs));
+        self
+    }
+
+    /// The contributor endpoint, when on.
+    pub fn prs(&self) -> Option<&Arc<prs::PrsHttp>> {
+        self.prs.as_ref()
     }
 
     /// The repositories served.
@@ -108,7 +124,7 @@ impl std::fmt::Debug for GitHttp {
 
 /// What a path below `/<npub>/` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
+pub(crate) enum Endpoint {
     InfoRefs,
     UploadPack,
     ReceivePack,
@@ -116,7 +132,7 @@ enum Endpoint {
 }
 
 /// Splits `<id>[.git]/<endpoint>` into the identifier and the endpoint.
-fn parse_rest(rest: &str) -> Option<(&str, Endpoint)> {
+pub(crate) fn parse_rest(rest: &str) -> Option<(&str, Endpoint)> {
     let (repo, endpoint) = if let Some(repo) = rest.strip_suffix("/info/refs") {
         (repo, Endpoint::InfoRefs)
     } else if let Some(repo) = rest.strip_suffix("/git-upload-pack") {
@@ -146,7 +162,7 @@ fn locate(git: &GitHttp, uri: &Uri) -> Option<(RepoPath, Endpoint)> {
     git.repos.exists(&repo).then_some((repo, endpoint))
 }
 
-fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "no such repository\n").into_response()
 }
 
@@ -226,6 +242,7 @@ pub async fn post(
                 after_success: None,
                 slot: None,
                 push_guard: None,
+                hold: None,
             })
         }
         Endpoint::ReceivePack => {
@@ -238,7 +255,17 @@ pub async fn post(
                 }
             };
             tracing::debug!(%repo, ?client, "push slot taken");
-            receive::receive_pack(Arc::clone(&git), repo, dir, &headers, body, slot, client).await
+            receive::receive_pack(
+                Arc::clone(&git),
+                repo,
+                dir,
+                &headers,
+                body,
+                slot,
+                client,
+                None,
+            )
+            .await
         }
         Endpoint::InfoRefs | Endpoint::Page => {
             (StatusCode::METHOD_NOT_ALLOWED, "use GET\n").into_response()

@@ -33,7 +33,10 @@ const COMMANDS_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long we keep reading a refused push's pack before answering anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Handles one push to `repo`, whose bare repository is `dir`.
+/// Handles one push to `repo`, whose bare repository is `dir`. `contrib` is set for a
+/// push to a contributor repository (`/prs/`, which may not exist yet): its own size
+/// limit and disk quotas apply, and the repository is made once the push is accepted.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn receive_pack(
     git: Arc<GitHttp>,
     repo: RepoPath,
@@ -42,16 +45,32 @@ pub(crate) async fn receive_pack(
     body: Body,
     slot: crate::slots::Slot,
     client: Option<IpAddr>,
+    contrib: Option<crate::prs::Running>,
 ) -> Response {
-    let limit = git.max_push_size;
+    let prs = git.prs.clone().filter(|_| contrib.is_some());
+    let count = |o: crate::prs::Outcome| {
+        if prs.is_some() {
+            git.repos.prs().record(o);
+        }
+    };
+    let limit = prs
+        .as_ref()
+        .map_or(git.max_push_size, |p| p.rate.limits().max_push_size);
     let too_large = format!("push exceeds the size limit of {}", format_size(limit));
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit) {
+        count(crate::prs::Outcome::TooLarge);
         return (StatusCode::PAYLOAD_TOO_LARGE, format!("{too_large}\n")).into_response();
     }
+    let exists = git.repos.exists(&repo);
+    // A fresh `/prs/` path answers as the empty template until a push is accepted.
+    let read_dir = match &prs {
+        Some(p) if !exists => p.template.clone(),
+        _ => dir.clone(),
+    };
     let Some(gzip) = super::gzip_encoding(headers) else {
         return (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -73,7 +92,7 @@ pub(crate) async fn receive_pack(
         // git's probe request (`0000`) or a push with nothing to do: no ref changes.
         return backend::run(Run {
             service: Service::ReceivePack,
-            dir,
+            dir: read_dir,
             protocol,
             prefix: commands.raw,
             body: reader,
@@ -81,10 +100,11 @@ pub(crate) async fn receive_pack(
             after_success: None,
             slot: Some(slot),
             push_guard: None,
+            hold: None,
         });
     }
 
-    let current = match read_refs(dir.clone()).await {
+    let current = match read_refs(read_dir).await {
         Ok(refs) => refs,
         Err(e) => {
             tracing::error!(%repo, "cannot read refs: {e}");
@@ -95,11 +115,29 @@ pub(crate) async fn receive_pack(
                 .into_response();
         }
     };
-    let decision = git
-        .authorizer
-        .authorize_push(&repo, &current, &commands.updates, client)
-        .await;
+    let quota = match &prs {
+        Some(p) => p.quota_refusal(&git.repos, &repo).await,
+        None => None,
+    };
+    let decision = match &quota {
+        Some(why) => commands
+            .updates
+            .iter()
+            .fold(super::PushDecision::accept_all(), |d, u| {
+                d.refuse(u.name.clone(), why.clone())
+            }),
+        None => {
+            git.authorizer
+                .authorize_push(&repo, &current, &commands.updates, client)
+                .await
+        }
+    };
     if !decision.is_accepted() {
+        count(if quota.is_some() {
+            crate::prs::Outcome::Quota
+        } else {
+            crate::prs::Outcome::Refused
+        });
         tracing::info!(%repo, refused = ?decision.refused(), "push refused");
         let drained = tokio::time::timeout(
             DRAIN_TIMEOUT,
@@ -115,6 +153,24 @@ pub(crate) async fn receive_pack(
         return report_response(report);
     }
 
+    // A contributor push is counted in flight before its repository is made, so that
+    // an expiry meanwhile does not remove it; its end removes it if still empty.
+    let hold: Option<Box<dyn std::any::Any + Send>> = match contrib {
+        Some(running) => {
+            let in_flight = crate::prs::InFlight::begin(&git.repos, &repo);
+            if let Err(e) = create_prs_repo(&git.repos, &repo).await {
+                tracing::error!(%repo, "cannot create the contributor repository: {e}");
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot create the repository\n",
+                )
+                    .into_response();
+            }
+            count(crate::prs::Outcome::Accepted);
+            Some(Box::new((in_flight, running)))
+        }
+        None => None,
+    };
     let push_guard = git.repos.housekeeping().push_guard(&dir).await;
     let too_large_response =
         refusal_response(&commands, &too_large, |_| Some("push too large".to_owned()));
@@ -138,6 +194,7 @@ pub(crate) async fn receive_pack(
         after_success: Some(after_success),
         slot: Some(slot),
         push_guard: Some(push_guard),
+        hold,
     })
 }
 
@@ -184,6 +241,16 @@ pub(crate) fn advertised(authorizer: Arc<dyn PushAuthorizer>, repo: RepoPath, di
             Err(e) => tracing::debug!(%repo, "cannot read refs after an advertisement: {e}"),
         }
     });
+}
+
+async fn create_prs_repo(repos: &crate::repo::Repos, repo: &RepoPath) -> Result<(), String> {
+    let (repos, repo) = (repos.clone(), repo.clone());
+    match tokio::task::spawn_blocking(move || crate::git_ops::create_bare_repo(&repos, &repo)).await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 async fn read_refs(dir: PathBuf) -> Result<RepoRefs, String> {

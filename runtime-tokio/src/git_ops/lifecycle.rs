@@ -32,7 +32,7 @@ pub fn delete_repo(repos: &Repos, repo: &RepoPath) -> Result<bool, GitOpsError> 
     let Ok(canonical) = dir.canonicalize() else {
         return Ok(false);
     };
-    let root = repos.root().canonicalize()?;
+    let root = repos.root_of(repo).canonicalize()?;
     if !canonical.starts_with(&root) || canonical == root {
         return Err(GitOpsError::OutsideRoot(canonical.display().to_string()));
     }

@@ -60,8 +60,15 @@ impl FromRef<AppState> for Arc<GitHttp> {
 /// The complete router; `extra` routes (metrics, operator pages) get the same CORS
 /// treatment and 404 fallback as the rest.
 pub fn router(state: AppState, extra: Router) -> Router {
-    Router::new()
-        .route("/", get(root))
+    let mut routes = Router::new().route("/", get(root));
+    if state.git.prs().is_some() {
+        // GRASP-06, before the standard endpoint; off, `/prs/…` is no npub there: 404.
+        routes = routes.route(
+            "/prs/{npub}/{*rest}",
+            get(git_http::prs::get).post(git_http::prs::post),
+        );
+    }
+    routes
         .route("/{npub}/{*rest}", get(git_http::get).post(git_http::post))
         .with_state(state)
         .merge(extra)

@@ -67,7 +67,11 @@ impl Nip11Document {
         };
         Self {
             info,
-            supported_grasps: SUPPORTED_GRASPS.iter().map(|g| (*g).to_owned()).collect(),
+            supported_grasps: SUPPORTED_GRASPS
+                .iter()
+                .map(|g| (*g).to_owned())
+                .chain(config.grasp06.then(|| "GRASP-06".to_owned()))
+                .collect(),
             repo_acceptance_criteria: acceptance_criteria(config),
             curation: curation(config),
         }
