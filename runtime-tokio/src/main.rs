@@ -38,6 +38,23 @@ async fn main() -> ExitCode {
             }
         };
     }
+    if let Some(grasp_runtime::config::Subcommand::Check) = config.command {
+        println!("graspd check: {}", config.data_dir.display());
+        return match grasp_runtime::check::run(&config.data_dir).await {
+            Ok(report) => {
+                print!("{report}");
+                if report.is_clean() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("graspd check: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
