@@ -193,7 +193,8 @@ fn list_repos(data: &Path, report: &mut Report) -> Vec<(RepoPath, PathBuf)> {
     let mut repos = Vec::new();
     for owner in sorted_entries(&root) {
         let name = owner.file_name().unwrap_or_default().to_string_lossy();
-        if !owner.is_dir() {
+        let is_npub = name.starts_with("npub1") && PublicKey::parse(&name).is_ok();
+        if !owner.is_dir() || !is_npub {
             report
                 .problems
                 .push(format!("stray: {} (not a repository owner's directory)", rel(data, &owner)));
