@@ -67,6 +67,13 @@ pub async fn run(data: &Path) -> Result<Report, String> {
     let stored = check_store(data, &mut report).await;
     let repos = list_repos(data, &mut report);
     report.checked.push(format!("repos: {} on disk", repos.len()));
+    if waiting.is_none() {
+        report.checked.push(
+            "repos without announcements: not checked (the journal, which names the \
+             waiting ones, is unreadable)"
+                .into(),
+        );
+    }
     for (path, dir) in &repos {
         check_repo(path, dir, stored.as_ref(), waiting.as_ref(), &mut report);
     }
@@ -236,28 +243,29 @@ fn check_repo(
     };
     leftovers(dir, &name, report);
     let key = (*path.owner(), path.identifier().to_owned());
-    let announcement = stored.and_then(|s| s.announcements.get(&key));
-    if let (Some(stored), Some(waiting)) = (stored, waiting) {
-        if announcement.is_none() && !waiting.contains(&key) {
-            report.problems.push(format!(
-                "{name}: no announcement names it (neither stored nor waiting); graspd does \
-                 not serve it"
-            ));
-        }
-        let Some(announcement) = announcement else {
-            return;
-        };
-        let mut maintainers = BTreeSet::from([*path.owner()]);
-        maintainers.extend(listed_maintainers(announcement));
-        let state = stored
-            .states
-            .iter()
-            .filter(|s| maintainers.contains(&s.pubkey))
-            .filter(|s| s.tags.identifier().is_some_and(|d| *d == *path.identifier()))
-            .max_by_key(|s| (s.created_at, s.id));
-        if let Some(state) = state {
-            compare_refs(&repo, &name, state, report);
-        }
+    let Some(stored) = stored else {
+        return;
+    };
+    let announcement = stored.announcements.get(&key);
+    if announcement.is_none() && waiting.is_some_and(|w| !w.contains(&key)) {
+        report.problems.push(format!(
+            "{name}: no announcement names it (neither stored nor waiting); graspd does \
+             not serve it"
+        ));
+    }
+    let Some(announcement) = announcement else {
+        return;
+    };
+    let mut maintainers = BTreeSet::from([*path.owner()]);
+    maintainers.extend(listed_maintainers(announcement));
+    let state = stored
+        .states
+        .iter()
+        .filter(|s| maintainers.contains(&s.pubkey))
+        .filter(|s| s.tags.identifier().is_some_and(|d| *d == *path.identifier()))
+        .max_by_key(|s| (s.created_at, s.id));
+    if let Some(state) = state {
+        compare_refs(&repo, &name, state, report);
     }
 }
 
