@@ -1,7 +1,9 @@
 //! `graspd check --data-dir <dir>`: an integrity pass over a data directory, for
 //! operators to run with graspd stopped, before and after an upgrade.
 //!
-//! It reads and never writes: the journal must decode record by record (the reader
+//! It changes nothing (opening the journal and the store does what graspd's start does:
+//! an empty journal transaction, and a newer build may migrate the store's format): the
+//! journal must decode record by record (the reader
 //! graspd starts with), every repository on disk must be named by an announcement
 //! (stored, or waiting in the journal), the newest stored state of each repository's
 //! maintainers (the owner and the keys its stored announcement lists) must be what its
