@@ -124,14 +124,29 @@ fn a_base_path_is_part_of_our_clone_and_relay_urls() {
     for base in ["http://grasp.test/git/", "http://grasp.test/git"] {
         let ours = Config::new(base.parse().unwrap());
         let mut h = Harness::with_config(ours.clone());
-        let ann = announce(format!("http://grasp.test/git/{np}/r.git"), "ws://grasp.test/git");
+        let ann = announce(
+            format!("http://grasp.test/git/{np}/r.git"),
+            "ws://grasp.test/git",
+        );
         assert_ok(h.send(&ann), true, PURGATORY);
         assert!(h.objects.contains_key(&repo(&owner, "r")), "{base}");
         for (clone, relay) in [
-            (format!("http://grasp.test/{np}/r.git"), "ws://grasp.test/git"),
-            (format!("http://grasp.test/gitx/{np}/r.git"), "ws://grasp.test/git"),
-            (format!("http://grasp.test/git/{np}/r.git"), "ws://grasp.test"),
-            (format!("http://grasp.test/git/{np}/r.git"), "ws://grasp.test/gi"),
+            (
+                format!("http://grasp.test/{np}/r.git"),
+                "ws://grasp.test/git",
+            ),
+            (
+                format!("http://grasp.test/gitx/{np}/r.git"),
+                "ws://grasp.test/git",
+            ),
+            (
+                format!("http://grasp.test/git/{np}/r.git"),
+                "ws://grasp.test",
+            ),
+            (
+                format!("http://grasp.test/git/{np}/r.git"),
+                "ws://grasp.test/gi",
+            ),
         ] {
             let mut h = Harness::with_config(ours.clone());
             let (accepted, message) = h.send(&announce(clone.clone(), relay));

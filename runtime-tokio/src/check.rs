@@ -68,7 +68,9 @@ pub async fn run(data: &Path) -> Result<Report, String> {
     let waiting = check_journal(data, &mut report);
     let stored = check_store(data, &mut report).await;
     let repos = list_repos(data, &mut report);
-    report.checked.push(format!("repos: {} on disk", repos.len()));
+    report
+        .checked
+        .push(format!("repos: {} on disk", repos.len()));
     if waiting.is_none() {
         report.checked.push(
             "repos without announcements: not checked (the journal, which names the \
@@ -188,9 +190,10 @@ async fn check_store(data: &Path, report: &mut Report) -> Option<Stored> {
             })
         }
         Err(e) => {
-            report
-                .problems
-                .push(format!("events: cannot read the store in {}: {e}", dir.display()));
+            report.problems.push(format!(
+                "events: cannot read the store in {}: {e}",
+                dir.display()
+            ));
             None
         }
     }
@@ -204,9 +207,10 @@ fn list_repos(data: &Path, report: &mut Report) -> Vec<(RepoPath, PathBuf)> {
         let name = owner.file_name().unwrap_or_default().to_string_lossy();
         let is_npub = name.starts_with("npub1") && PublicKey::parse(&name).is_ok();
         if !owner.is_dir() || !is_npub {
-            report
-                .problems
-                .push(format!("stray: {} (not a repository owner's directory)", rel(data, &owner)));
+            report.problems.push(format!(
+                "stray: {} (not a repository owner's directory)",
+                rel(data, &owner)
+            ));
             continue;
         }
         for dir in sorted_entries(&owner) {
@@ -237,9 +241,10 @@ fn check_repo(
     let repo = match git2::Repository::open_bare(dir) {
         Ok(repo) => repo,
         Err(e) => {
-            report
-                .problems
-                .push(format!("{name}: not a bare git repository ({})", e.message()));
+            report.problems.push(format!(
+                "{name}: not a bare git repository ({})",
+                e.message()
+            ));
             return;
         }
     };
@@ -264,7 +269,11 @@ fn check_repo(
         .states
         .iter()
         .filter(|s| maintainers.contains(&s.pubkey))
-        .filter(|s| s.tags.identifier().is_some_and(|d| *d == *path.identifier()))
+        .filter(|s| {
+            s.tags
+                .identifier()
+                .is_some_and(|d| *d == *path.identifier())
+        })
         .max_by_key(|s| (s.created_at, s.id));
     if let Some(state) = state {
         compare_refs(&repo, &name, state, report);
@@ -304,9 +313,9 @@ fn compare_refs(repo: &git2::Repository, name: &str, state: &Event, report: &mut
         }
         match repo.find_reference(refname).ok().and_then(|r| r.target()) {
             Some(have) if have == want => {}
-            Some(have) => report.problems.push(format!(
-                "{name}: {refname} is {have}, but {by} says {oid}"
-            )),
+            Some(have) => report
+                .problems
+                .push(format!("{name}: {refname} is {have}, but {by} says {oid}")),
             None => report
                 .problems
                 .push(format!("{name}: {refname} is missing ({by} says {oid})")),

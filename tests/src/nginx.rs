@@ -53,7 +53,9 @@ pub fn nginx_binary() -> Option<PathBuf> {
 
 /// The template's text.
 pub fn template() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(TEMPLATE);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(TEMPLATE);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -125,10 +127,7 @@ impl Nginx {
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         loop {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!(
-                    "nginx exited at start ({status}):\n{}",
-                    self.error_log()
-                );
+                panic!("nginx exited at start ({status}):\n{}", self.error_log());
             }
             if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
                 .await

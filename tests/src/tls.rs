@@ -56,13 +56,12 @@ impl TestTls {
         let cert = CertificateDer::from_pem_file(dir.path().join("cert.pem")).expect("cert");
         let mut roots = RootCertStore::empty();
         roots.add(cert).expect("trust the test certificate");
-        let config = ClientConfig::builder_with_provider(Arc::new(
-            crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let config =
+            ClientConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("protocol versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
         Self {
             dir,
             config: Arc::new(config),

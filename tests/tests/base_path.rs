@@ -18,7 +18,10 @@ async fn everything_is_served_under_the_base_path_and_nothing_outside() {
     let port = free_port();
     let options = Options::default()
         .flag("--public-url", &format!("http://127.0.0.1:{port}/git/"))
-        .flag("--relay-owner", &owner.public_key().to_bech32().expect("npub"));
+        .flag(
+            "--relay-owner",
+            &owner.public_key().to_bech32().expect("npub"),
+        );
     let server = Graspd::start_on(port, options).await;
     let base = server.base_url();
     assert_eq!(base, format!("http://127.0.0.1:{port}/git"));
@@ -30,12 +33,19 @@ async fn everything_is_served_under_the_base_path_and_nothing_outside() {
     // accepts carries the base path).
     let alice = Keys::generate();
     let repo = world.hosted(&alice, "based", &[]).await;
-    assert!(repo.url.starts_with(&format!("{base}/npub1")), "{}", repo.url);
+    assert!(
+        repo.url.starts_with(&format!("{base}/npub1")),
+        "{}",
+        repo.url
+    );
     let (out, dir) = world.git.clone_repo(&repo.url, &[]).await;
     out.expect_ok("clone under the base path");
     let head = world
         .git
-        .run(Some(dir.path().join("repo").as_path()), &["rev-parse", "HEAD"])
+        .run(
+            Some(dir.path().join("repo").as_path()),
+            &["rev-parse", "HEAD"],
+        )
         .await;
     assert_eq!(head.stdout.trim(), repo.main);
     let found = world.relay.query_ids(Filter::new().id(repo.state.id)).await;
@@ -55,8 +65,18 @@ async fn everything_is_served_under_the_base_path_and_nothing_outside() {
         let criteria = doc["repo_acceptance_criteria"].as_str().expect("criteria");
         assert!(criteria.contains(&format!("{base}/<npub>")), "{criteria}");
     }
-    for path in ["/", "/metrics", "/purgatory", "/purgatory.json", "/.well-known/nostr.json"] {
-        assert_eq!(status(&format!("{base}{path}"), &[]).await, 200, "/git{path}");
+    for path in [
+        "/",
+        "/metrics",
+        "/purgatory",
+        "/purgatory.json",
+        "/.well-known/nostr.json",
+    ] {
+        assert_eq!(
+            status(&format!("{base}{path}"), &[]).await,
+            200,
+            "/git{path}"
+        );
     }
     let page = repo.url.trim_end_matches(".git");
     assert_eq!(status(page, &[]).await, 200, "repository page under /git");

@@ -37,7 +37,11 @@ async fn populated() -> (World, grasp_tests::fixture::Hosted) {
 async fn a_clean_data_dir_passes() {
     let (mut world, _hosted) = populated().await;
     let (code, out) = check(world.server.data_dir());
-    assert_eq!(code, Some(1), "graspd still runs: the journal is locked\n{out}");
+    assert_eq!(
+        code,
+        Some(1),
+        "graspd still runs: the journal is locked\n{out}"
+    );
     assert!(out.contains("stop it first"), "{out}");
     world.server.terminate(Duration::from_secs(20));
     let (code, out) = check(world.server.data_dir());
@@ -86,7 +90,10 @@ async fn every_kind_of_problem_is_reported() {
     assert_eq!(code, Some(1), "{out}");
     let d = &hosted.d;
     for expected in [
-        format!("{d}.git: refs/heads/main is missing (state {}", hosted.state.id.to_hex()),
+        format!(
+            "{d}.git: refs/heads/main is missing (state {}",
+            hosted.state.id.to_hex()
+        ),
         format!("repos/{stranger}/orphan.git: no announcement names it"),
         format!("{d}.git: leftover objects/tmp_objdir-incoming-x1"),
         format!("{d}.git: leftover lock packed-refs.lock"),

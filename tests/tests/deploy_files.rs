@@ -35,7 +35,10 @@ fn the_systemd_unit_sets_only_variables_graspd_reads() {
         );
         set += 1;
     }
-    assert!(set >= 3, "the unit configures graspd through its environment");
+    assert!(
+        set >= 3,
+        "the unit configures graspd through its environment"
+    );
     for needed in [
         "Restart=on-failure",
         "LimitNOFILE=",
@@ -52,7 +55,11 @@ fn the_systemd_unit_sets_only_variables_graspd_reads() {
 
 #[test]
 fn the_systemd_unit_is_valid() {
-    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("skipped: systemd-analyze not installed");
         return;
     }
@@ -94,7 +101,16 @@ fn the_containerfile_copies_every_workspace_member() {
         count += 1;
     }
     assert!(count >= 5, "{members}");
-    for needed in ["VOLUME /data", "GRASPD_DATA_DIR=/data", "GRASPD_LISTEN=0.0.0.0:", "USER graspd", "git"] {
-        assert!(containerfile.contains(needed), "the Containerfile lacks {needed}");
+    for needed in [
+        "VOLUME /data",
+        "GRASPD_DATA_DIR=/data",
+        "GRASPD_LISTEN=0.0.0.0:",
+        "USER graspd",
+        "git",
+    ] {
+        assert!(
+            containerfile.contains(needed),
+            "the Containerfile lacks {needed}"
+        );
     }
 }

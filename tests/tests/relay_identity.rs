@@ -22,7 +22,10 @@ async fn nip05_and_nip11_name_the_relay_owner() {
     let hex = owner.public_key().to_hex();
     let server = Graspd::start_with(
         Options::default()
-            .flag("--relay-owner", &owner.public_key().to_bech32().expect("npub"))
+            .flag(
+                "--relay-owner",
+                &owner.public_key().to_bech32().expect("npub"),
+            )
             .flag("--relay-name", "Git-Relay")
             .flag("--relay-icon", "https://example.com/icon.png"),
     )
@@ -31,7 +34,11 @@ async fn nip05_and_nip11_name_the_relay_owner() {
 
     let (status, cors, doc) = nostr_json(&server, "").await;
     assert_eq!(status, 200);
-    assert_eq!(cors.as_deref(), Some("*"), "NIP-05 needs CORS for web clients");
+    assert_eq!(
+        cors.as_deref(),
+        Some("*"),
+        "NIP-05 needs CORS for web clients"
+    );
     assert_eq!(
         doc,
         json!({ "names": { "_": hex, "git-relay": hex }, "relays": relays })
@@ -40,8 +47,18 @@ async fn nip05_and_nip11_name_the_relay_owner() {
         let (status, _, doc) = nostr_json(&server, query).await;
         assert_eq!(status, 200, "{query}");
         assert_eq!(doc["relays"], relays, "{query}");
-        assert_eq!(doc["names"].as_object().map(|m| m.len()), Some(1), "{query}");
-        assert!(doc["names"].as_object().unwrap().values().all(|v| v == &hex));
+        assert_eq!(
+            doc["names"].as_object().map(|m| m.len()),
+            Some(1),
+            "{query}"
+        );
+        assert!(
+            doc["names"]
+                .as_object()
+                .unwrap()
+                .values()
+                .all(|v| v == &hex)
+        );
     }
     let (status, _, doc) = nostr_json(&server, "?name=bob").await;
     assert_eq!(status, 200);
@@ -87,7 +104,12 @@ async fn bad_identity_flags_are_refused_at_start() {
     ] {
         let out = std::process::Command::new(grasp_tests::binary::graspd())
             .args(args)
-            .args(["--listen", "127.0.0.1:0", "--data-dir", "/nonexistent/never-created"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                "/nonexistent/never-created",
+            ])
             .output()
             .expect("run graspd");
         assert_eq!(out.status.code(), Some(2), "{args:?}");

@@ -25,7 +25,10 @@ async fn journey_through_nginx(location: &str) {
     };
     let tls = TestTls::generate();
     let port = free_port();
-    let public = format!("https://127.0.0.1:{port}{}/", location.trim_end_matches('/'));
+    let public = format!(
+        "https://127.0.0.1:{port}{}/",
+        location.trim_end_matches('/')
+    );
     let server = Graspd::start_with(
         Options::default()
             .flag("--public-url", &public)
@@ -80,7 +83,13 @@ async fn journey_through_nginx(location: &str) {
         .run(None, &["-c", &ca, "clone", &url, into])
         .await
         .expect_ok("clone through nginx");
-    let head = world.git.run(Some(target.path().join("repo").as_path()), &["rev-parse", "HEAD"]).await;
+    let head = world
+        .git
+        .run(
+            Some(target.path().join("repo").as_path()),
+            &["rev-parse", "HEAD"],
+        )
+        .await;
     assert_eq!(head.stdout.trim(), main, "the clone has the pushed commit");
     let cloned = std::fs::metadata(target.path().join("repo").join("big.bin")).expect("big.bin");
     assert_eq!(cloned.len(), BIG_FILE as u64);
