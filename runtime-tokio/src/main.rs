@@ -30,7 +30,9 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     if let Some(grasp_runtime::config::Subcommand::Purgatory { json }) = config.command {
-        return match grasp_runtime::purgatory_cmd::run(config.listen, json).await {
+        return match grasp_runtime::purgatory_cmd::run(config.listen, &config.base_path(), json)
+            .await
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("graspd purgatory: {e}");

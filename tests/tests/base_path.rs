@@ -78,6 +78,21 @@ async fn everything_is_served_under_the_base_path_and_nothing_outside() {
             "/git{path}"
         );
     }
+    let view = std::process::Command::new(grasp_tests::binary::graspd())
+        .args([
+            "purgatory",
+            "--json",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["--public-url", &format!("{base}/")])
+        .output()
+        .expect("graspd purgatory");
+    assert!(
+        view.status.success(),
+        "graspd purgatory under the base path: {}",
+        String::from_utf8_lossy(&view.stderr)
+    );
     let page = repo.url.trim_end_matches(".git");
     assert_eq!(status(page, &[]).await, 200, "repository page under /git");
 

@@ -53,8 +53,10 @@ pub struct Config {
     ///
     /// Announcements must list `<public-url>/<npub>/<identifier>.git` as a clone URL and
     /// the matching ws(s):// URL as a relay to be accepted. Defaults to
-    /// http://<listen>, which is only right for local use.
-    #[arg(long, env = "GRASPD_PUBLIC_URL")]
+    /// http://<listen>, which is only right for local use. A path in it
+    /// (https://example.com/git/) is where every route is served; `graspd purgatory`
+    /// asks under it too.
+    #[arg(long, env = "GRASPD_PUBLIC_URL", global = true)]
     pub public_url: Option<Url>,
 
     /// Directory holding the event store (`events/`), the bare repos (`repos/`) and the
