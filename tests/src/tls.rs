@@ -7,6 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -96,5 +97,38 @@ impl TestTls {
             .connect(name, tcp)
             .await
             .unwrap_or_else(|e| panic!("TLS handshake with {authority}: {e}"))
+    }
+
+    /// `GET url` (`https://127.0.0.1:<port>/…`) with extra headers, one request per
+    /// connection: the status code and the body (not de-chunked; for small answers).
+    pub async fn get(&self, url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        let rest = url.strip_prefix("https://").expect("an https:// URL");
+        let (authority, target) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let target = if target.is_empty() { "/" } else { target };
+        let mut stream = self.connect(url).await;
+        let mut head =
+            format!("GET {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream
+            .write_all(head.as_bytes())
+            .await
+            .expect("send request");
+        let mut answer = Vec::new();
+        // A TLS peer that closes without close_notify is an error here; what was read
+        // before it counts.
+        let _ = stream.read_to_end(&mut answer).await;
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP status from {url}: {text:?}"));
+        let body = text
+            .split_once("\r\n\r\n")
+            .map_or(String::new(), |(_, b)| b.to_owned());
+        (status, body)
     }
 }

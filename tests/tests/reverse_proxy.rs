@@ -98,6 +98,27 @@ async fn journey_through_nginx(location: &str) {
     let found = world.relay.query_ids(Filter::new().id(state.id)).await;
     assert_eq!(found, [state.id], "REQ through nginx");
 
+    // NIP-11 through nginx names the public URLs.
+    let (status, body) = tls
+        .get(&public, &[("accept", "application/nostr+json")])
+        .await;
+    assert_eq!(status, 200, "NIP-11 through nginx: {body}");
+    assert!(body.contains(&format!("{}<npub>", public)), "{body}");
+
+    // Forwarding headers reach graspd through nginx and --trusted-proxy reads them: with
+    // an address in front of the test's own (loopback: an operator), that address is
+    // the client, and no operator. (The test's client and nginx share 127.0.0.1, so
+    // this cannot tell nginx's appending of the peer address from passing the header
+    // on; tests/tests/proxy.rs checks graspd's rightmost-untrusted rule.)
+    let metrics = format!("{public}metrics");
+    assert_eq!(tls.get(&metrics, &[]).await.0, 200, "a loopback client");
+    let forwarded = [("x-forwarded-for", "192.0.2.7")];
+    assert_eq!(
+        tls.get(&metrics, &forwarded).await.0,
+        403,
+        "the forwarded chain reaches graspd through nginx"
+    );
+
     // The git requests really went through nginx (the websocket did too: graspd itself
     // speaks no TLS; nginx logs it only when it closes).
     let log = nginx.access_log();
