@@ -9,15 +9,18 @@
 //! maintainers (the owner and the keys its stored announcement lists) must be what its
 //! branches and tags point at, with the objects present, and nothing else may lie in
 //! the directory: quarantines of unfinished pushes, temporary packs of unfinished
-//! fetches, git lock files, stray files. The maintainers are the listed ones (the
-//! `listed` model); under the `reciprocal` model an unconfirmed listed key whose state is
-//! newest is reported too, which is worth a look anyway.
+//! fetches, git lock files, stray files. The maintainers are worked out from the stored
+//! announcements under `--maintainer-model`, by a simpler rule than the engine's (role
+//! tags are not read): `listed`, every key reachable through `maintainers` listings;
+//! `reciprocal`, a listed key once its own announcement lists a maintainer already
+//! counted. Where the two rules disagree, a repository is reported that the engine
+//! aligned correctly: a line worth a look, not proof of damage.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use grasp_core::{JournalRecord, is_branch_or_tag, npub};
+use grasp_core::{JournalRecord, MaintainerModel, is_branch_or_tag, npub};
 use nostr::prelude::{Event, Filter, Kind, PublicKey};
 
 use crate::driver::Journal;
@@ -59,8 +62,9 @@ impl fmt::Display for Report {
     }
 }
 
-/// Checks the data directory `data`; `Err` only when it cannot be read at all.
-pub async fn run(data: &Path) -> Result<Report, String> {
+/// Checks the data directory `data`, whose graspd runs the maintainer model `model`;
+/// `Err` only when it cannot be read at all.
+pub async fn run(data: &Path, model: MaintainerModel) -> Result<Report, String> {
     if !data.is_dir() {
         return Err(format!("{} is not a directory", data.display()));
     }
@@ -79,7 +83,14 @@ pub async fn run(data: &Path) -> Result<Report, String> {
         );
     }
     for (path, dir) in &repos {
-        check_repo(path, dir, stored.as_ref(), waiting.as_ref(), &mut report);
+        check_repo(
+            path,
+            dir,
+            stored.as_ref(),
+            waiting.as_ref(),
+            model,
+            &mut report,
+        );
     }
     stray_entries(data, &mut report);
     Ok(report)
@@ -235,6 +246,7 @@ fn check_repo(
     dir: &Path,
     stored: Option<&Stored>,
     waiting: Option<&Waiting>,
+    model: MaintainerModel,
     report: &mut Report,
 ) {
     let name = format!("repos/{path}");
@@ -260,11 +272,15 @@ fn check_repo(
              not serve it"
         ));
     }
-    let Some(announcement) = announcement else {
+    if announcement.is_none() {
         return;
-    };
-    let mut maintainers = BTreeSet::from([*path.owner()]);
-    maintainers.extend(listed_maintainers(announcement));
+    }
+    let maintainers = maintainers(
+        &stored.announcements,
+        path.owner(),
+        path.identifier(),
+        model,
+    );
     let state = stored
         .states
         .iter()
@@ -277,6 +293,40 @@ fn check_repo(
         .max_by_key(|s| (s.created_at, s.id));
     if let Some(state) = state {
         compare_refs(&repo, &name, state, report);
+    }
+}
+
+/// Who counts as a maintainer of `owner`'s repository `d` (see the module doc).
+fn maintainers(
+    announcements: &BTreeMap<(PublicKey, String), Event>,
+    owner: &PublicKey,
+    d: &str,
+    model: MaintainerModel,
+) -> BTreeSet<PublicKey> {
+    let listed_by = |key: &PublicKey| {
+        announcements
+            .get(&(*key, d.to_owned()))
+            .map(listed_maintainers)
+            .unwrap_or_default()
+    };
+    let mut counted = BTreeSet::from([*owner]);
+    loop {
+        let candidates: BTreeSet<PublicKey> = counted
+            .iter()
+            .flat_map(listed_by)
+            .filter(|k| !counted.contains(k))
+            .collect();
+        let joining: Vec<PublicKey> = candidates
+            .into_iter()
+            .filter(|k| match model {
+                MaintainerModel::Listed => true,
+                _ => listed_by(k).iter().any(|back| counted.contains(back)),
+            })
+            .collect();
+        if joining.is_empty() {
+            return counted;
+        }
+        counted.extend(joining);
     }
 }
 
@@ -396,4 +446,50 @@ fn rel(root: &Path, path: &Path) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use nostr::prelude::{EventBuilder, FinalizeEvent, Keys, Tag};
+
+    use super::*;
+    use crate::test_keys::keys;
+
+    fn announcement(by: &Keys, d: &str, listed: &[&Keys]) -> ((PublicKey, String), Event) {
+        let mut parts = vec!["maintainers".to_owned()];
+        parts.extend(listed.iter().map(|k| k.public_key().to_hex()));
+        let event = EventBuilder::new(Kind::GitRepoAnnouncement, "")
+            .tags([
+                Tag::parse(["d", d]).expect("d"),
+                Tag::parse(parts).expect("maintainers"),
+            ])
+            .finalize(by)
+            .expect("sign");
+        ((by.public_key(), d.to_owned()), event)
+    }
+
+    #[test]
+    fn maintainers_follow_the_model() {
+        let (a, b, c, x) = (keys(1), keys(2), keys(3), keys(4));
+        // a lists b and x; b lists a back and lists c; c lists b back; x lists no one.
+        let announcements: BTreeMap<_, _> = [
+            announcement(&a, "r", &[&b, &x]),
+            announcement(&b, "r", &[&a, &c]),
+            announcement(&c, "r", &[&b]),
+            announcement(&x, "r", &[]),
+        ]
+        .into_iter()
+        .collect();
+        let set = |model| maintainers(&announcements, &a.public_key(), "r", model);
+        let pk = |k: &Keys| k.public_key();
+        assert_eq!(
+            set(MaintainerModel::Reciprocal),
+            BTreeSet::from([pk(&a), pk(&b), pk(&c)]),
+            "x never listed anyone back"
+        );
+        assert_eq!(
+            set(MaintainerModel::Listed),
+            BTreeSet::from([pk(&a), pk(&b), pk(&c), pk(&x)])
+        );
+    }
 }

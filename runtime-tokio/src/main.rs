@@ -42,7 +42,7 @@ async fn main() -> ExitCode {
     }
     if let Some(grasp_runtime::config::Subcommand::Check) = config.command {
         println!("graspd check: {}", config.data_dir.display());
-        return match grasp_runtime::check::run(&config.data_dir).await {
+        return match grasp_runtime::check::run(&config.data_dir, config.maintainer_model).await {
             Ok(report) => {
                 print!("{report}");
                 if report.is_clean() {
