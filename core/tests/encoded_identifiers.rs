@@ -101,3 +101,57 @@ fn refusal_names_the_encoded_clone_url() {
     let got = h.send(&ann);
     assert!(got.1.contains("/my%20repo.git"), "{got:?}");
 }
+
+/// A server whose public URL has a path (`--public-url https://example.com/git/`, an
+/// operator sharing a host): its clone and relay URLs carry the path, and the same URLs
+/// without it, or under another path, are not ours.
+#[test]
+fn a_base_path_is_part_of_our_clone_and_relay_urls() {
+    let owner = key(1);
+    let np = npub(&owner.public_key());
+    let announce = |clone: String, relay: &str| {
+        sign(
+            &owner,
+            Kind::GitRepoAnnouncement,
+            10,
+            vec![
+                s(&["d", "r"]),
+                vec!["clone".into(), clone],
+                s(&["relays", relay]),
+            ],
+        )
+    };
+    for base in ["http://grasp.test/git/", "http://grasp.test/git"] {
+        let ours = Config::new(base.parse().unwrap());
+        let mut h = Harness::with_config(ours.clone());
+        let ann = announce(
+            format!("http://grasp.test/git/{np}/r.git"),
+            "ws://grasp.test/git",
+        );
+        assert_ok(h.send(&ann), true, PURGATORY);
+        assert!(h.objects.contains_key(&repo(&owner, "r")), "{base}");
+        for (clone, relay) in [
+            (
+                format!("http://grasp.test/{np}/r.git"),
+                "ws://grasp.test/git",
+            ),
+            (
+                format!("http://grasp.test/gitx/{np}/r.git"),
+                "ws://grasp.test/git",
+            ),
+            (
+                format!("http://grasp.test/git/{np}/r.git"),
+                "ws://grasp.test",
+            ),
+            (
+                format!("http://grasp.test/git/{np}/r.git"),
+                "ws://grasp.test/gi",
+            ),
+        ] {
+            let mut h = Harness::with_config(ours.clone());
+            let (accepted, message) = h.send(&announce(clone.clone(), relay));
+            assert!(!accepted, "{clone} + {relay} under {base}: {message}");
+            assert!(!h.objects.contains_key(&repo(&owner, "r")), "{clone}");
+        }
+    }
+}

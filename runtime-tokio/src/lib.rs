@@ -14,6 +14,7 @@
 //! `<data>/repos/<npub>/<identifier>.git` (bare repositories).
 
 mod activity;
+pub mod check;
 pub mod children;
 pub mod client;
 pub mod config;

@@ -30,11 +30,30 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     if let Some(grasp_runtime::config::Subcommand::Purgatory { json }) = config.command {
-        return match grasp_runtime::purgatory_cmd::run(config.listen, json).await {
+        return match grasp_runtime::purgatory_cmd::run(config.listen, &config.base_path(), json)
+            .await
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("graspd purgatory: {e}");
                 ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(grasp_runtime::config::Subcommand::Check) = config.command {
+        println!("graspd check: {}", config.data_dir.display());
+        return match grasp_runtime::check::run(&config.data_dir, config.maintainer_model).await {
+            Ok(report) => {
+                print!("{report}");
+                if report.is_clean() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("graspd check: {e}");
+                ExitCode::from(2)
             }
         };
     }

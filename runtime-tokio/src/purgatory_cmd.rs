@@ -6,13 +6,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Fetches and prints the view; `Err` is a message for the operator.
-pub async fn run(listen: std::net::SocketAddr, json: bool) -> Result<(), String> {
+/// Fetches and prints the view of the graspd at `listen` serving under `base_path`
+/// (`/git`, or empty; see `Config::base_path`); `Err` is a message for the operator.
+pub async fn run(listen: std::net::SocketAddr, base_path: &str, json: bool) -> Result<(), String> {
     let mut addr = listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let body = get(addr, "/purgatory.json")
+    let body = get(addr, &format!("{base_path}/purgatory.json"))
         .await
         .map_err(|e| format!("cannot reach graspd at {addr}: {e}"))?;
     let v: Value =

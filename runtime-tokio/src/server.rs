@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::git_http::{GitHttp, PushAuthorizer};
-use crate::http::{AppState, Nip11Document, router};
+use crate::http::{AppState, Nip11Document, nip05_routes, router, under_base_path};
 use crate::listener::{self, ConnLimits};
 use crate::pages::landing_page;
 use crate::relay::{EventSink, Hub, Relay, RelayLimits};
@@ -148,14 +148,15 @@ impl Server {
             trusted_proxies: config.trusted_proxies.clone(),
             operators: config.metrics_allow.clone(),
         });
-        router(
+        let app = router(
             AppState::new(relay, git, &nip11, landing),
-            self.extra.clone(),
+            self.extra.clone().merge(nip05_routes(config)),
         )
         .layer(axum::middleware::from_fn_with_state(
             networks,
             crate::client::resolve,
-        ))
+        ));
+        under_base_path(&config.base_path(), app)
     }
 
     /// The connection limits: the configured ones, the connection cap defaulting to

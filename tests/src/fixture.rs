@@ -45,6 +45,16 @@ impl World {
         }
     }
 
+    /// `server` (already started) with `relay` as its client (a client through a
+    /// proxy, or over TLS).
+    pub fn with_relay(server: Graspd, relay: RelayClient) -> Self {
+        Self {
+            server,
+            relay,
+            git: Git::new(),
+        }
+    }
+
     /// Another client connection.
     pub async fn client(&self) -> RelayClient {
         RelayClient::connect(&self.server.relay_url()).await

@@ -15,6 +15,8 @@
 //! - [`git`]: the `git` binary in isolated temp dirs: commits, push, clone, fetch.
 //! - [`hostile`]: raw sockets from chosen addresses, stalled pushes, git in `/proc`.
 //! - [`http`]: a tiny HTTP/1.1 client (exact headers, no normalisation of odd paths).
+//! - [`nginx`]: a real nginx in front of graspd, running the deployment guide's config.
+//! - [`tls`]: a self-signed certificate for 127.0.0.1 and a client trusting it.
 //! - [`ngit`]: ngit 3.x and its git remote helper, pointed at one graspd only.
 //! - [`slow_reader`]: a websocket that reads only when asked, with a 4 KiB window.
 //! - [`fixture`]: scenario building blocks on top of all of these.
@@ -25,10 +27,12 @@ pub mod fixture;
 pub mod git;
 pub mod hostile;
 pub mod http;
+pub mod nginx;
 pub mod ngit;
 pub mod relay;
 pub mod server;
 pub mod slow_reader;
+pub mod tls;
 
 pub use nostr_sdk;
 

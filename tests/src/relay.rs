@@ -125,6 +125,27 @@ impl RelayClient {
         )
         .await
         .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+        Self::run(url, socket)
+    }
+
+    /// Connects to a `wss://127.0.0.1:<port>/…` URL over `tls` (which trusts the test's
+    /// own certificate).
+    pub async fn connect_tls(url: &str, tls: &crate::tls::TestTls) -> Self {
+        let stream = crate::within(ANSWER_TIMEOUT, "TLS connect", tls.connect(url)).await;
+        let (socket, _) = crate::within(
+            ANSWER_TIMEOUT,
+            "websocket handshake",
+            tokio_tungstenite::client_async(url, stream),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+        Self::run(url, socket)
+    }
+
+    fn run<S>(url: &str, socket: tokio_tungstenite::WebSocketStream<S>) -> Self
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (mut sink, mut stream) = socket.split();
         let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
         let writer = tokio::spawn(async move {

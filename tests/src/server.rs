@@ -93,6 +93,14 @@ impl Options {
         self.flag("--announcement-soft-expiry", value)
     }
 
+    /// The `--public-url` set, if any.
+    fn public_url(&self) -> Option<&str> {
+        self.args
+            .iter()
+            .find(|(n, _)| n == "--public-url")
+            .and_then(|(_, v)| v.as_deref())
+    }
+
     fn argv(&self) -> Vec<String> {
         let mut argv = Vec::new();
         for (name, value) in &self.args {
@@ -125,6 +133,22 @@ impl Graspd {
 
     /// Starts graspd with `options`, waiting until it answers HTTP.
     pub async fn start_with(options: Options) -> Self {
+        Self::start_with_port(options, None).await
+    }
+
+    /// Starts graspd with `options` listening on `127.0.0.1:<port>` (a port from
+    /// [`free_port`]: for a `--public-url` that must name the port before graspd runs).
+    pub async fn start_on(port: u16, options: Options) -> Self {
+        Self::start_with_port(options, Some(port)).await
+    }
+
+    async fn start_with_port(options: Options, port: Option<u16>) -> Self {
+        let mut server = Self::start_unspawned(options);
+        server.spawn_and_wait(port).await;
+        server
+    }
+
+    fn start_unspawned(options: Options) -> Self {
         let data = tempfile::Builder::new()
             .prefix("graspd-data-")
             .tempdir()
@@ -138,7 +162,7 @@ impl Graspd {
             .tempdir()
             .expect("temp log dir");
         let log_path = log_dir.path().join("graspd.log");
-        let mut server = Self {
+        Self {
             child: None,
             port: 0,
             options,
@@ -146,9 +170,7 @@ impl Graspd {
             home,
             log_path,
             _log_dir: log_dir,
-        };
-        server.spawn_and_wait(None).await;
-        server
+        }
     }
 
     /// The port graspd listens on.
@@ -161,14 +183,36 @@ impl Graspd {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// `http://127.0.0.1:<port>` (no trailing slash).
+    /// The public base URL, no trailing slash: `--public-url` when the options set
+    /// one (a reverse proxy's, or one with a base path), else `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        match self.options.public_url() {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://127.0.0.1:{}", self.port),
+        }
     }
 
-    /// `ws://127.0.0.1:<port>` — the relay URL announcements must list.
+    /// graspd itself, past any proxy: `http://127.0.0.1:<port><base path>`.
+    pub fn direct_url(&self) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, self.base_path())
+    }
+
+    /// The path of the public URL without a trailing slash (`/git`), or empty.
+    pub fn base_path(&self) -> String {
+        let base = self.base_url();
+        let after_scheme = base.split_once("://").map_or("", |(_, rest)| rest);
+        after_scheme
+            .find('/')
+            .map_or(String::new(), |i| after_scheme[i..].to_owned())
+    }
+
+    /// The relay URL announcements must list: [`Self::base_url`] with `ws`/`wss`.
     pub fn relay_url(&self) -> String {
-        format!("ws://127.0.0.1:{}", self.port)
+        let base = self.base_url();
+        match base.strip_prefix("https://") {
+            Some(rest) => format!("wss://{rest}"),
+            None => format!("ws://{}", base.trim_start_matches("http://")),
+        }
     }
 
     /// `http://127.0.0.1:<port>/<npub>/<d>.git` — the clone URL announcements must list.
@@ -287,7 +331,7 @@ impl Graspd {
                 Err(why) => panic!("graspd did not start: {why}\n{}", self.log_tail()),
             }
         }
-        let url = format!("{}/", self.base_url());
+        let url = format!("{}/", self.direct_url());
         crate::eventually(START_TIMEOUT, "graspd answers HTTP", || {
             let url = url.clone();
             async move {
@@ -318,11 +362,12 @@ impl Graspd {
             .stderr(Stdio::from(log));
         match port {
             Some(port) => {
-                command
-                    .arg("--listen")
-                    .arg(format!("127.0.0.1:{port}"))
-                    .arg("--public-url")
-                    .arg(format!("http://127.0.0.1:{port}"));
+                command.arg("--listen").arg(format!("127.0.0.1:{port}"));
+                if self.options.public_url().is_none() {
+                    command
+                        .arg("--public-url")
+                        .arg(format!("http://127.0.0.1:{port}"));
+                }
             }
             None => {
                 command.arg("--listen").arg("127.0.0.1:0");
@@ -413,8 +458,19 @@ fn copy_stdout(stdout: std::process::ChildStdout, log_path: &Path, tx: mpsc::Sen
     }
 }
 
+/// A port free on 127.0.0.1 right now (the kernel's pick, released at once), for a
+/// server whose public URL must name its port before it starts; the caller retries if
+/// another process takes it meanwhile.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
 /// The environment every child process (graspd, git) gets: no proxies (everything is
-/// on loopback), no prompts, no user or system git configuration.
+/// on loopback), no prompts, no user or system git configuration, no CA bundle from
+/// the environment.
 pub fn isolate_env(command: &mut Command, home: &Path) {
     for var in [
         "http_proxy",
@@ -429,6 +485,10 @@ pub fn isolate_env(command: &mut Command, home: &Path) {
         "GIT_CONFIG_PARAMETERS",
         "GIT_PROTOCOL",
         "GIT_ASKPASS",
+        // A CA bundle from the environment would override a test's `http.sslCAInfo`.
+        "GIT_SSL_CAINFO",
+        "GIT_SSL_CAPATH",
+        "GIT_SSL_NO_VERIFY",
         "SSH_ASKPASS",
         "RUST_LOG",
     ] {

@@ -622,13 +622,18 @@ async fn ann_soft_expiry_and_revival() {
     assert!(world.repo_exists(&pk, "revived").await);
 
     // Soft expiry: the repository goes, the event is kept.
+    // git stops serving it once its HEAD is gone, a moment before the rest of the
+    // directory is: wait for both.
     eventually(
         Duration::from_secs(15),
         "the bare repository is deleted",
-        || async { (!world.repo_exists(&pk, "revived").await).then_some(()) },
+        || async {
+            let gone = !world.repo_exists(&pk, "revived").await
+                && !world.server.repo_dir(&pk, "revived").exists();
+            gone.then_some(())
+        },
     )
     .await;
-    assert!(!world.server.repo_dir(&pk, "revived").exists());
     world
         .assert_not_served(announcement.id, "soft-expired announcement")
         .await;

@@ -53,13 +53,20 @@ pub struct Config {
     ///
     /// Announcements must list `<public-url>/<npub>/<identifier>.git` as a clone URL and
     /// the matching ws(s):// URL as a relay to be accepted. Defaults to
-    /// http://<listen>, which is only right for local use.
-    #[arg(long, env = "GRASPD_PUBLIC_URL")]
+    /// http://<listen>, which is only right for local use. A path in it
+    /// (https://example.com/git/) is where every route is served; `graspd purgatory`
+    /// asks under it too.
+    #[arg(long, env = "GRASPD_PUBLIC_URL", global = true)]
     pub public_url: Option<Url>,
 
-    /// Directory holding the event store (`events/`) and the bare repos (`repos/`).
-    /// Created if missing.
-    #[arg(long, env = "GRASPD_DATA_DIR", default_value = "./graspd-data")]
+    /// Directory holding the event store (`events/`), the bare repos (`repos/`) and the
+    /// purgatory journal (`journal.redb`). Created if missing (not by `graspd check`).
+    #[arg(
+        long,
+        env = "GRASPD_DATA_DIR",
+        default_value = "./graspd-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
 
     /// Relay name published in the NIP-11 document.
@@ -74,9 +81,15 @@ pub struct Config {
     )]
     pub relay_description: String,
 
-    /// Operator's public key (npub or hex) published in the NIP-11 document.
+    /// Operator's public key (npub or hex) published in the NIP-11 document and named
+    /// by `/.well-known/nostr.json` (NIP-05: `_` and the relay name, when it is a valid
+    /// NIP-05 name, map to it).
     #[arg(long, env = "GRASPD_RELAY_OWNER", value_parser = parse_pubkey)]
     pub relay_owner: Option<PublicKey>,
+
+    /// URL of the relay's icon (a square image) published in the NIP-11 document.
+    #[arg(long, env = "GRASPD_RELAY_ICON")]
+    pub relay_icon: Option<Url>,
 
     /// Operator contact (an email or URL) published in the NIP-11 document.
     #[arg(long, env = "GRASPD_RELAY_CONTACT")]
@@ -378,6 +391,10 @@ pub enum Subcommand {
         #[arg(long)]
         json: bool,
     },
+    /// Check the data directory (`--data-dir`, before or after the subcommand) with
+    /// graspd stopped: journal, stored states against the repositories, repositories
+    /// without announcements, leftovers. Exits 1 when something is wrong.
+    Check,
 }
 
 impl Config {
@@ -412,6 +429,15 @@ impl Config {
             allow_identifiers: self.allow_identifiers.iter().cloned().collect(),
             deny_identifiers: self.deny_identifiers.iter().cloned().collect(),
         }
+    }
+
+    /// The path every route is served under: the public URL's path without its trailing
+    /// slash (`/git` for `https://example.com/git/`), empty when served at the root.
+    pub fn base_path(&self) -> String {
+        self.public_url
+            .as_ref()
+            .map(|url| url.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default()
     }
 
     /// Where the event store lives.
@@ -470,6 +496,16 @@ impl Config {
         if let Some(url) = &self.public_url {
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(format!("--public-url must be http(s), got `{url}`"));
+            }
+            if url.query().is_some() || url.fragment().is_some() {
+                return Err(format!(
+                    "--public-url must not have a query or fragment, got `{url}`"
+                ));
+            }
+        }
+        if let Some(url) = &self.relay_icon {
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(format!("--relay-icon must be http(s), got `{url}`"));
             }
         }
         Ok(())
@@ -544,6 +580,39 @@ mod tests {
         let config = parse(&["--public-url", "https://git.example.com/"]);
         assert_eq!(config.public_base(), "https://git.example.com");
         assert_eq!(config.relay_url(), "wss://git.example.com");
+    }
+
+    #[test]
+    fn base_path_is_the_public_url_path() {
+        assert_eq!(parse(&[]).base_path(), "");
+        assert_eq!(
+            parse(&["--public-url", "https://git.example.com/"]).base_path(),
+            ""
+        );
+        let config = parse(&["--public-url", "https://example.com/git/"]);
+        assert_eq!(config.base_path(), "/git");
+        assert_eq!(config.public_base(), "https://example.com/git");
+        assert_eq!(config.relay_url(), "wss://example.com/git");
+        assert_eq!(
+            parse(&["--public-url", "https://example.com/a/b"]).base_path(),
+            "/a/b"
+        );
+    }
+
+    #[test]
+    fn validate_rejects_odd_public_and_icon_urls() {
+        for args in [
+            ["--public-url", "https://example.com/git?x=1"],
+            ["--public-url", "https://example.com/git#top"],
+            ["--relay-icon", "ftp://example.com/icon.png"],
+        ] {
+            assert!(parse(&args).validate().is_err(), "{args:?} accepted");
+        }
+        assert!(
+            parse(&["--relay-icon", "https://example.com/icon.png"])
+                .validate()
+                .is_ok()
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! anything else the landing page. `/<npub>/…` is git. Every response carries CORS
 //! headers and `OPTIONS` is answered with 204 on any path.
 
+mod base_path;
 mod cors;
+mod nip05;
 mod nip11;
 
 use std::sync::Arc;
@@ -18,7 +20,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
+pub use base_path::under as under_base_path;
 pub use cors::{ALLOW_HEADERS, ALLOW_METHODS};
+pub use nip05::routes as nip05_routes;
 pub use nip11::{Nip11Document, SUPPORTED_GRASPS, SUPPORTED_NIPS};
 
 use crate::git_http::{self, GitHttp};

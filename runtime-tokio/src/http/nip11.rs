@@ -50,6 +50,7 @@ impl Nip11Document {
             description: Some(config.relay_description.clone()),
             pubkey: config.relay_owner,
             contact: config.relay_contact.clone(),
+            icon: config.relay_icon.clone(),
             supported_nips: Some(SUPPORTED_NIPS.to_vec()),
             software,
             version: Some(env!("CARGO_PKG_VERSION").to_owned()),
@@ -208,6 +209,7 @@ mod tests {
         assert!(criteria.contains("ws://127.0.0.1:7334"));
         assert!(doc.get("curation").is_none(), "not curated by default");
         assert!(doc.get("pubkey").is_none() && doc.get("contact").is_none());
+        assert!(doc.get("icon").is_none());
         assert_eq!(doc["limitation"]["max_subscriptions"], 64);
         assert!(!has_null(&doc), "no null anywhere: {doc}");
         for grasp in doc["supported_grasps"].as_array().expect("array") {
@@ -228,5 +230,21 @@ mod tests {
         let curation = doc["curation"].as_str().expect("curation present");
         assert!(curation.contains("spam"));
         assert_eq!(doc["contact"], "ops@example.com");
+    }
+
+    #[test]
+    fn owner_and_icon_are_published() {
+        let owner = "npub180cvv07tjdrrgpa0j7j7tmnyl2yr6yr7l8j4s3evf6u64th6gkwsyjh6w6";
+        let doc = document(&[
+            "--relay-owner",
+            owner,
+            "--relay-icon",
+            "https://example.com/icon.png",
+        ]);
+        assert_eq!(
+            doc["pubkey"],
+            "3bf0c63fcb93463407af97a5e5ee64fa883d107ef9e558472c4eb9aaaefa459d"
+        );
+        assert_eq!(doc["icon"], "https://example.com/icon.png");
     }
 }
