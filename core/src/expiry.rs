@@ -131,6 +131,7 @@ impl Engine {
                 key: JournalKey::Waiting(*id),
             });
         }
+        self.forget_superseded_by(id);
         if let Some(token) = entry.reply() {
             self.reply(token, *id, true, crate::engine::PURGATORY_MESSAGE);
         }

@@ -84,6 +84,7 @@ mod release;
 mod repo;
 mod repo_index;
 mod small_map;
+mod superseded;
 mod sync;
 mod sync_queue;
 mod throttle;

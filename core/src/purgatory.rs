@@ -234,6 +234,8 @@ pub(crate) struct Purgatory {
     /// Pull requests accepted by GRASP-06's relaxation (their `clone` names our `/prs/`
     /// URL, nothing they tag is here), by signer: capped per signer.
     pub(crate) relaxed: BTreeSet<(PublicKey, EventId)>,
+    /// Records of superseded events kept until their successor's verdict settles.
+    pub(crate) superseded: crate::superseded::SupersededRecords,
 }
 
 impl Purgatory {
@@ -250,6 +252,7 @@ impl Purgatory {
             needs: NeedIndex::default(),
             final_check: crate::final_check::FinalCheck::default(),
             relaxed: BTreeSet::new(),
+            superseded: Default::default(),
         }
     }
 

@@ -249,6 +249,7 @@ impl Engine {
                 key: JournalKey::Waiting(*id),
             });
         }
+        self.forget_superseded_by(id);
         if let Some(token) = entry.reply() {
             self.reply(token, *id, true, "");
         }

@@ -446,7 +446,7 @@ impl Engine {
             .state_of(&author, self.idents.get(&d))
             .map(|p| p.event.id)
         {
-            self.drop_entry(&old);
+            self.supersede_entry(&old, id);
         }
         for owner in self.repos.waiting_owners(&author, &d) {
             self.refresh_announcement(&owner, &d);
@@ -465,6 +465,7 @@ impl Engine {
             );
             self.related.accept(&e);
             self.store(e, ServePath::Direct);
+            self.forget_superseded_by(&id);
             return self.reply(token, id, true, "");
         }
         let malformed = refs.malformed;

@@ -73,6 +73,7 @@ impl Engine {
         let record = entry.record_of(event);
         let (d, origin) = (entry.ident, entry.origin);
         self.emit(Effect::Persist { record });
+        self.forget_superseded_by(id);
         self.reply(token, *id, true, PURGATORY_MESSAGE);
         self.schedule_sync(d, origin);
     }
@@ -85,9 +86,41 @@ impl Engine {
                     key: crate::journal::JournalKey::Waiting(*id),
                 });
             }
+            self.forget_superseded_by(id);
             if let Some(token) = entry.reply() {
                 self.reply(token, *id, false, "invalid: superseded before a verdict");
             }
+        }
+    }
+
+    /// A waiting state superseded by `new`, whose verdict waits on a check: it leaves
+    /// purgatory now, its journal record once `new`'s verdict settles (superseded.rs).
+    pub(crate) fn supersede_entry(
+        &mut self,
+        old: &nostr::prelude::EventId,
+        new: nostr::prelude::EventId,
+    ) {
+        let Some(entry) = self.take_entry(old) else {
+            return;
+        };
+        let carried = self.purgatory.superseded.take(old);
+        if entry.persisted {
+            self.purgatory.superseded.defer(new, *old);
+        } else if let Some(older) = carried {
+            self.purgatory.superseded.defer(new, older);
+        }
+        if let Some(token) = entry.reply() {
+            self.reply(token, *old, false, "invalid: superseded before a verdict");
+        }
+    }
+
+    /// `new`'s verdict settled (journalled, released, refused, gone): the record of the
+    /// event it superseded goes now.
+    pub(crate) fn forget_superseded_by(&mut self, new: &nostr::prelude::EventId) {
+        if let Some(old) = self.purgatory.superseded.take(new) {
+            self.emit(Effect::Forget {
+                key: crate::journal::JournalKey::Waiting(old),
+            });
         }
     }
 

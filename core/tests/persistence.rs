@@ -209,6 +209,47 @@ fn an_older_waiting_state_left_by_a_crash_does_not_replace_the_stored_newer_one(
 }
 
 #[test]
+fn a_waiting_state_superseded_by_one_still_checked_survives_a_crash() {
+    // The newer state's verdict waits on its object check; a crash before it answers
+    // must not lose the acknowledged older one (simulator seeds 354, 3700, 7851, 9097).
+    let mut h = Harness::new();
+    let owner = key(1);
+    h.send(&announcement(&owner, "r", 10, &[], &[]));
+    let older = state(&owner, "r", 11, &[("refs/heads/main", oid(1))], None);
+    assert_ok(h.send(&older), true, "purgatory:");
+    h.hold_checks = true;
+    let newer = state(&owner, "r", 12, &[("refs/heads/main", oid(2))], None);
+    h.post(&newer);
+    assert!(
+        h.journal.contains_key(&format!("w:{}", older.id)),
+        "the older state's record stays while the newer one's verdict is pending"
+    );
+    h.hold_checks = false;
+    h.held_checks.clear();
+    h.restart(config());
+    assert!(
+        h.engine.is_waiting(&older.id),
+        "the acknowledged state survives the crash"
+    );
+}
+
+#[test]
+fn a_superseded_states_record_goes_once_its_successor_is_journalled() {
+    let mut h = Harness::new();
+    let owner = key(1);
+    h.send(&announcement(&owner, "r", 10, &[], &[]));
+    let older = state(&owner, "r", 11, &[("refs/heads/main", oid(1))], None);
+    h.send(&older);
+    let newer = state(&owner, "r", 12, &[("refs/heads/main", oid(2))], None);
+    assert_ok(h.send(&newer), true, "purgatory:");
+    assert!(h.journal.contains_key(&format!("w:{}", newer.id)));
+    assert!(
+        !h.journal.contains_key(&format!("w:{}", older.id)),
+        "the superseded record is forgotten"
+    );
+}
+
+#[test]
 fn push_before_crash_released_on_restart() {
     // git wrote the push, the daemon died before the engine heard of it: on restart the
     // objects are found by the hydration check.

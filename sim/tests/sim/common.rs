@@ -5,17 +5,7 @@ use grasp_sim::{Planted, RunResult, Shape};
 /// Seeds of the CI sweep that break an invariant because of an engine bug not fixed yet
 /// (see `regressions.rs`): `(seed, invariant, note)`. The sweep reports them and goes on.
 /// Empty: every engine bug the sweep found so far is fixed and kept in `regressions.rs`.
-pub const KNOWN_BUGS: &[(u64, &str, &str)] = &[
-    (354, "acknowledged_survives_crash", SUPERSEDED_FORGOTTEN),
-    (3700, "acknowledged_survives_crash", SUPERSEDED_FORGOTTEN),
-    (7851, "acknowledged_survives_crash", SUPERSEDED_FORGOTTEN),
-    (9097, "acknowledged_survives_crash", SUPERSEDED_FORGOTTEN),
-];
-
-/// The engine bug behind the known seeds (regressions::superseded_state_forgotten_early).
-const SUPERSEDED_FORGOTTEN: &str = "a waiting state superseded by one whose verdict waits on \
-    an object check is forgotten from the journal before its successor is journalled: a \
-    crash in between loses the acknowledged one";
+pub const KNOWN_BUGS: &[(u64, &str, &str)] = &[];
 
 /// The note of a known engine bug this failure is, if it is one.
 pub fn known_bug(seed: u64, invariant: &str) -> Option<&'static str> {

@@ -104,15 +104,14 @@ fn deep_sweep_seeds() {
     assert!(broken.is_empty(), "{}", broken.join("\n"));
 }
 
-/// Engine bug (open; found by the executor's crash faults): a waiting state superseded by
+/// Fixed engine bug (found by the executor's crash faults): a waiting state superseded by
 /// a newer state of the same author whose verdict waits on an object check is dropped at
 /// once, and its journal record forgotten (`drop_entry` in `verdict.rs`), while the newer
 /// one is journalled only after its check answers. A crash (or a shutdown) in between
 /// loses both: the acknowledged older state is neither stored nor waiting after the
-/// restart. The fix: forget the superseded record only once its successor is journalled,
-/// released or refused.
+/// restart. Now the superseded record is forgotten only once its successor is journalled,
+/// released or gone (`core/src/superseded.rs`).
 #[test]
-#[ignore = "open engine bug: superseded state forgotten before its successor is durable"]
 fn superseded_state_forgotten_early() {
     for seed in [354, 3700, 7851, 9097] {
         let r = run_seed(seed, Shape::Restarts, Options::default());
