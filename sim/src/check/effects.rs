@@ -29,17 +29,10 @@ impl Checker {
                 let doomed: Vec<EventId> = self
                     .fed
                     .values()
-                    .map(|f| &f.event)
-                    .filter(|e| e.pubkey == *author)
-                    .filter(|e| {
-                        ids.contains(&e.id)
-                            || coordinates.iter().any(|(c, until)| {
-                                c.kind == e.kind
-                                    && e.created_at <= *until
-                                    && e.tags.identifier() == Some(c.identifier.clone())
-                            })
+                    .filter(|f| {
+                        grasp_executor::memory::is_deleted_by(&f.event, author, ids, coordinates)
                     })
-                    .map(|e| e.id)
+                    .map(|f| f.event.id)
                     .collect();
                 self.removed.extend(doomed);
             }

@@ -79,6 +79,23 @@ fn coordinate_of(e: &Event) -> Option<(u16, PublicKey, String)> {
     Some((k, e.pubkey, d))
 }
 
+/// Whether an accepted deletion by `author` of `ids` and `coordinates` (each up to its
+/// timestamp) removes `e`.
+pub fn is_deleted_by(
+    e: &Event,
+    author: &PublicKey,
+    ids: &[EventId],
+    coordinates: &[(Coordinate, Timestamp)],
+) -> bool {
+    e.pubkey == *author
+        && (ids.contains(&e.id)
+            || coordinates.iter().any(|(c, until)| {
+                c.kind == e.kind
+                    && e.created_at <= *until
+                    && e.tags.identifier() == Some(c.identifier.clone())
+            }))
+}
+
 impl Disk {
     /// `git init --bare` if absent.
     pub fn create_repo(&mut self, repo: &RepoId) {
@@ -206,15 +223,7 @@ impl Disk {
         let doomed: Vec<EventId> = self
             .events
             .iter()
-            .filter(|e| e.pubkey == *author)
-            .filter(|e| {
-                ids.contains(&e.id)
-                    || coordinates.iter().any(|(c, until)| {
-                        c.kind == e.kind
-                            && e.created_at <= *until
-                            && e.tags.identifier() == Some(c.identifier.clone())
-                    })
-            })
+            .filter(|e| is_deleted_by(e, author, ids, coordinates))
             .map(|e| e.id)
             .collect();
         self.delete_events(&doomed);

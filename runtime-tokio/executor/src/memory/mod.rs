@@ -20,7 +20,7 @@ use futures_util::future::{BoxFuture, FutureExt};
 use grasp_core::nostr::prelude::{Coordinate, Event, EventId, PublicKey, Timestamp};
 use grasp_core::{JournalKey, JournalRecord, Oid, RepoId};
 
-pub use disk::{Disk, LocalRepo, Stored, VersionOrder};
+pub use disk::{Disk, LocalRepo, Stored, VersionOrder, is_deleted_by};
 
 use crate::backends::{EventStore, Journal, Looked, Repositories, SaveOutcome, WriteError};
 
