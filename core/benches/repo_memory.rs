@@ -86,6 +86,7 @@ fn measure(n: usize, restored: bool) {
                     event: VerifiedEvent::assume_verified(event),
                     origin: grasp_core::Origin::Client,
                     received_at: Timestamp::from_secs(1_700_000_010),
+                    peer: None,
                 }
             };
             engine.handle_input(now, input);

@@ -60,6 +60,7 @@ impl Bench {
                 event: VerifiedEvent::assume_verified(e),
                 origin: Origin::Client,
                 received_at: Timestamp::from_secs(2_000_000_000),
+                peer: None,
             },
         );
         self.drain();

@@ -70,6 +70,41 @@ pub struct Config {
     pub prs_placeholders_per_npub: usize,
     /// Refs one `/prs/` push may update (10).
     pub prs_refs_per_push: usize,
+    /// GRASP-02 relay sync: which relays to sync from and how (off in a bare config).
+    pub relay_sync: RelaySync,
+}
+
+/// GRASP-02 relay sync settings (`docs/sync.md`, "Relay sync"). Defaults are the
+/// spec's numbers; `enabled` is off here (a bare engine never dials out) and on in the
+/// daemon unless `--relay-sync=false`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelaySync {
+    /// Whether the engine syncs from peers at all.
+    pub enabled: bool,
+    /// Relays synced from even with no repository listing them (to discover
+    /// announcements that list us), ahead of every listed one.
+    pub bootstrap: Vec<crate::RelayUrl>,
+    /// Peers at most (256): bootstrap first, then by how many announcements list them.
+    pub max_relays: usize,
+    /// The longest reconnection backoff (1 h).
+    pub max_backoff: Duration,
+    /// `limit` of a catch-up page (500).
+    pub page_size: usize,
+    /// How long a naughty peer is left alone (12 h).
+    pub naughty_expiry: Duration,
+}
+
+impl Default for RelaySync {
+    fn default() -> Self {
+        RelaySync {
+            enabled: false,
+            bootstrap: Vec::new(),
+            max_relays: 256,
+            max_backoff: Duration::from_secs(3600),
+            page_size: 500,
+            naughty_expiry: Duration::from_secs(12 * 3600),
+        }
+    }
 }
 
 /// Caps on purgatory and hosting, each with a clear refusal when exceeded.
@@ -205,6 +240,7 @@ impl Config {
             prs_max_waiting_per_author: 20,
             prs_placeholders_per_npub: 20,
             prs_refs_per_push: 10,
+            relay_sync: RelaySync::default(),
         }
     }
 

@@ -19,6 +19,8 @@ pub(crate) enum Deadline {
     Expired,
     /// A sync attempt (retries, backoff).
     Sync,
+    /// Relay sync's peers: backoff, liveness, checkpoints, batching (`peers/`).
+    Peers,
     /// A throttle window that frees a request slot: fired after the others, by pumping
     /// the queued domains.
     Throttle,
@@ -26,12 +28,13 @@ pub(crate) enum Deadline {
 
 impl Deadline {
     /// Every source, in firing order at equal times.
-    pub(crate) const ALL: [Deadline; 6] = [
+    pub(crate) const ALL: [Deadline; 7] = [
         Deadline::FinalCheck,
         Deadline::Entry,
         Deadline::Keyed,
         Deadline::Expired,
         Deadline::Sync,
+        Deadline::Peers,
         Deadline::Throttle,
     ];
 }
@@ -45,6 +48,7 @@ impl Engine {
             Deadline::Keyed => self.timers.next(),
             Deadline::Expired => self.purgatory.expired.next(),
             Deadline::Sync => self.sync.next_timer(),
+            Deadline::Peers => self.peers.next_timer(),
             Deadline::Throttle => self.throttle.poll_timeout(),
         }
     }

@@ -2,8 +2,10 @@
 
 use crate::journal::{JournalKey, JournalRecord};
 use crate::oid::Oid;
+use crate::peer::{PeerId, PeerSub};
+use crate::relay_url::RelayUrl;
 use crate::repo::RepoId;
-use nostr::prelude::{Coordinate, Event, EventId, PublicKey, Timestamp};
+use nostr::prelude::{Coordinate, Event, EventId, Filter, PublicKey, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// A token the driver gives with an event so that it can route the verdict back to the
@@ -180,5 +182,40 @@ pub enum Effect {
     Forget {
         /// The key.
         key: JournalKey,
+    },
+    /// Open the one websocket to a relay we sync from (GRASP-02): resolve its host, check
+    /// every address as clone URLs are checked (`--allow-private-addresses` aside), and
+    /// connect to the checked address. Answer with [`crate::Input::PeerConnected`] or
+    /// [`crate::Input::PeerFailed`]; everything the connection hears comes back as
+    /// inputs naming `peer`.
+    PeerConnect {
+        /// The engine's id of the peer (reports name it).
+        peer: PeerId,
+        /// Where to connect (already normalized and syntactically checked).
+        url: RelayUrl,
+    },
+    /// Close the connection to `peer`; no report about it is expected after this.
+    PeerDisconnect {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// Send `["REQ", sub, filters…]` to `peer`, replacing a subscription of the same id.
+    /// Events it brings come back as [`crate::Input::Event`]s naming the peer; the end of
+    /// stored events as [`crate::Input::PeerEose`] for a live subscription and as
+    /// [`crate::Input::PageDone`] for a catch-up page (the runtime counts the page).
+    PeerReq {
+        /// The peer.
+        peer: PeerId,
+        /// The subscription.
+        sub: PeerSub,
+        /// Its filters (at most ten).
+        filters: Vec<Filter>,
+    },
+    /// Send `["CLOSE", sub]` to `peer` and forget the subscription.
+    PeerClose {
+        /// The peer.
+        peer: PeerId,
+        /// The subscription.
+        sub: PeerSub,
     },
 }

@@ -85,6 +85,14 @@ pub struct Engine {
     /// on: a `/prs/<npub>/<d>` push names a stored one only if it is `npub`'s, for `d`.
     pub(crate) pr_scopes: KeyedMap<EventId, crate::prs::PrScope>,
     pub(crate) counters: Counters,
+    /// Relay sync's peers (GRASP-02).
+    pub(crate) peers: crate::peers::Peers,
+    /// Accepted roots per hosted identifier, for the peers' thread filters.
+    pub(crate) roots: crate::peers::Roots,
+    /// The roots version the peers last saw.
+    pub(crate) roots_seen: u64,
+    /// Hydration is over: peers may be dialed.
+    pub(crate) peers_live: bool,
     next_id: u64,
 }
 
@@ -101,6 +109,11 @@ impl Engine {
             keys,
         )
         .with_global_limit(config.remote_concurrency);
+        let peers = crate::peers::Peers::new(
+            config.relay_sync.clone(),
+            &crate::config::relay_url_of(&config.public_url),
+            config.hash_seed,
+        );
         Engine {
             authority: config.authority(),
             config,
@@ -118,6 +131,10 @@ impl Engine {
             pr_tips: keys.map(),
             pr_scopes: keys.map(),
             counters: Counters::default(),
+            peers,
+            roots: crate::peers::Roots::default(),
+            roots_seen: 0,
+            peers_live: false,
             next_id: 1,
         }
     }
@@ -142,6 +159,7 @@ impl Engine {
                 event,
                 origin,
                 received_at,
+                peer: _,
             } => self.on_event(token, event, origin, received_at),
             Input::PushApplied {
                 repo,
@@ -159,10 +177,28 @@ impl Engine {
                 bytes,
             } => self.on_fetched(request, present, bytes),
             Input::RequestFailed { request, failure } => self.on_request_failed(request, failure),
+            Input::PeerConnected { peer } => self.on_peer_connected(peer),
+            Input::PeerFailed { peer, kind, detail } => self.on_peer_failed(peer, kind, detail),
+            Input::PeerEose { peer, sub } => self.on_peer_eose(peer, sub),
+            Input::PeerClosed { peer, sub, message } => self.on_peer_closed(peer, sub, &message),
+            Input::PeerNotice { peer, message } => self.on_peer_notice(peer, &message),
+            Input::PageDone {
+                peer,
+                job,
+                received,
+                new,
+                oldest,
+            } => self.on_page_done(peer, job, (received, new, oldest)),
+            Input::PeerMisbehaved {
+                peer,
+                count,
+                detail,
+            } => self.on_peer_misbehaved(peer, count, &detail),
             Input::Stored(event) => self.on_stored(event),
             Input::Restore(record) => self.on_restore(record),
             Input::Hydrated => self.on_hydrated(),
         }
+        self.refresh_peers();
     }
 
     /// Decides a push before git writes anything: per ref, accepted or refused with a
@@ -177,6 +213,7 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Time) {
         self.advance_clock(now);
         self.on_timeout();
+        self.refresh_peers();
     }
 
     /// The next effect to execute, in order.
@@ -231,6 +268,7 @@ impl Engine {
 
     pub(crate) fn store(&mut self, event: nostr::prelude::Event, path: ServePath) {
         self.counters.served(path);
+        self.note_root(&event);
         self.emit(Effect::StoreEvent {
             event: Box::new(event),
             path,

@@ -62,6 +62,7 @@ impl Engine {
                         self.start_attempt(d);
                     }
                 }
+                Deadline::Peers => self.on_peer_timeout(),
                 Deadline::Throttle => unreachable!("not among the sources fired here"),
             }
         }
@@ -165,6 +166,7 @@ impl Engine {
     /// Startup: rebuild the indexes from a stored event. No effects.
     pub(crate) fn on_stored(&mut self, event: VerifiedEvent) {
         let e = event.into_event();
+        self.note_root(&e);
         if e.kind == event::ANNOUNCEMENT {
             if let Some(a) = Announcement::parse(&e) {
                 let newer = self.repos.announcement(&e.pubkey, &a.d).is_none_or(|x| {
@@ -178,6 +180,7 @@ impl Engine {
                         created_at: e.created_at,
                         membership: a.membership.clone(),
                         clone: a.clone.clone(),
+                        relays: crate::peers::relay_keys(&a.relays),
                         hosted,
                         status: AnnStatus::Served,
                     };
@@ -264,6 +267,7 @@ impl Engine {
                         id,
                         created_at: event.created_at,
                         membership: a.membership,
+                        relays: crate::peers::relay_keys(&a.relays),
                         clone: a.clone,
                         hosted: true,
                         status,
@@ -319,6 +323,9 @@ impl Engine {
                 let now = self.now;
                 self.throttle.restore_window(&domain, &starts, now);
             }
+            record @ (JournalRecord::PeerCheckpoint { .. } | JournalRecord::PeerNaughty { .. }) => {
+                self.peers.restore(&record);
+            }
         }
     }
 
@@ -326,6 +333,8 @@ impl Engine {
     /// what expired while down (downtime counts) once those checks answered, and resume
     /// syncing.
     pub(crate) fn on_hydrated(&mut self) {
+        // Peers are dialed from now on (`refresh_peers` runs after this input).
+        self.peers_live = true;
         // In name order, as the effects were before identifiers were interned.
         let mut ds: Vec<(String, Ident)> = self
             .purgatory

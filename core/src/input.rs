@@ -4,6 +4,7 @@ use crate::effect::{CheckId, ReplyToken, RequestId};
 use crate::event::{Origin, VerifiedEvent};
 use crate::journal::JournalRecord;
 use crate::oid::Oid;
+use crate::peer::{JobId, PeerFailureKind, PeerId, PeerSub};
 use crate::repo::RepoId;
 use nostr::prelude::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,9 @@ pub enum Input {
         origin: Origin,
         /// Wall-clock now, for the `created_at` sanity check.
         received_at: Timestamp,
+        /// The relay it was synced from (`None` from a client): its verdict is counted
+        /// for that peer, never sent.
+        peer: Option<PeerId>,
     },
     /// A push that [`crate::Engine::handle_push_request`] accepted has been written by git.
     PushApplied {
@@ -87,6 +91,66 @@ pub enum Input {
         request: RequestId,
         /// Why.
         failure: Failure,
+    },
+    /// The websocket to `peer` is open (answer to [`crate::Effect::PeerConnect`]).
+    PeerConnected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// The connection to `peer` failed or ended; the runtime has dropped it.
+    PeerFailed {
+        /// The peer.
+        peer: PeerId,
+        /// What the engine does about it.
+        kind: PeerFailureKind,
+        /// For the operator view and the log.
+        detail: String,
+    },
+    /// `peer` sent `EOSE` for a live subscription.
+    PeerEose {
+        /// The peer.
+        peer: PeerId,
+        /// The subscription.
+        sub: PeerSub,
+    },
+    /// `peer` sent `CLOSED` for a subscription (it is gone on the peer's side).
+    PeerClosed {
+        /// The peer.
+        peer: PeerId,
+        /// The subscription.
+        sub: PeerSub,
+        /// The peer's message (`rate-limited:`, `auth-required:`…).
+        message: String,
+    },
+    /// `peer` sent a `NOTICE`.
+    PeerNotice {
+        /// The peer.
+        peer: PeerId,
+        /// The notice.
+        message: String,
+    },
+    /// A catch-up page ended (its `EOSE`): what it brought, for the next page's bounds.
+    PageDone {
+        /// The peer.
+        peer: PeerId,
+        /// The job.
+        job: JobId,
+        /// Events received on the page.
+        received: u32,
+        /// Of those, how many the job had not seen on an earlier page.
+        new: u32,
+        /// The oldest `created_at` on the page.
+        oldest: Option<Timestamp>,
+    },
+    /// `peer` sent events the runtime dropped before the engine: bad id or signature,
+    /// malformed, too large, or not matching the subscription's filters.
+    PeerMisbehaved {
+        /// The peer.
+        peer: PeerId,
+        /// How many.
+        count: u32,
+        /// What the last one was, for the operator view.
+        detail: String,
     },
     /// Startup: an event from the event store (only its indexes are rebuilt).
     Stored(VerifiedEvent),

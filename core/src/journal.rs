@@ -57,6 +57,23 @@ pub enum JournalRecord {
         /// Request start times, oldest first.
         starts: Vec<Time>,
     },
+    /// How far relay sync has caught up with a peer: a restart catches up from 10 min
+    /// before it, not from the beginning (GRASP-02 §4).
+    PeerCheckpoint {
+        /// The peer's normalized relay URL.
+        url: String,
+        /// Wall-clock seconds (a `created_at` bound).
+        at: u64,
+    },
+    /// A peer that misbehaved, left alone until `until` across restarts.
+    PeerNaughty {
+        /// The peer's normalized relay URL.
+        url: String,
+        /// When it may be contacted again.
+        until: Time,
+        /// Why, for the operator view.
+        reason: String,
+    },
 }
 
 /// The key a journal record is stored and forgotten under.
@@ -70,6 +87,10 @@ pub enum JournalKey {
     Expired(EventId),
     /// A domain's request window.
     DomainWindow(String),
+    /// A peer's checkpoint.
+    PeerCheckpoint(String),
+    /// A naughty peer.
+    PeerNaughty(String),
 }
 
 impl JournalRecord {
@@ -82,11 +103,14 @@ impl JournalRecord {
             }
             JournalRecord::Expired { event_id, .. } => JournalKey::Expired(*event_id),
             JournalRecord::DomainWindow { domain, .. } => JournalKey::DomainWindow(domain.clone()),
+            JournalRecord::PeerCheckpoint { url, .. } => JournalKey::PeerCheckpoint(url.clone()),
+            JournalRecord::PeerNaughty { url, .. } => JournalKey::PeerNaughty(url.clone()),
         }
     }
 }
 
-/// Keys render as stable strings (`w:<id>`, `p:<npub>/<d>.git:<id>`, `x:<id>`, `t:<domain>`), usable as
+/// Keys render as stable strings (`w:<id>`, `p:<npub>/<d>.git:<id>`, `x:<id>`, `t:<domain>`,
+/// `c:<relay>`, `n:<relay>`), usable as
 /// database keys or file names by the driver.
 impl fmt::Display for JournalKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -96,6 +120,8 @@ impl fmt::Display for JournalKey {
             JournalKey::Placeholder(repo, id) => write!(f, "p:{}:{}", repo.path(), id.to_hex()),
             JournalKey::Expired(id) => write!(f, "x:{}", id.to_hex()),
             JournalKey::DomainWindow(domain) => write!(f, "t:{domain}"),
+            JournalKey::PeerCheckpoint(url) => write!(f, "c:{url}"),
+            JournalKey::PeerNaughty(url) => write!(f, "n:{url}"),
         }
     }
 }

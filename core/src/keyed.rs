@@ -55,7 +55,7 @@ pub(crate) type KeyedMap<K, V> = HashMap<K, V, Keyed>;
 pub(crate) type KeyedSet<K> = HashSet<K, Keyed>;
 
 /// One step of SplitMix64: spreads a seed's bits over a word.
-fn splitmix(x: u64) -> u64 {
+pub(crate) fn splitmix(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

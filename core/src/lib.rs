@@ -71,6 +71,9 @@ mod needs;
 mod oid;
 mod outcome;
 mod packed;
+mod peer;
+mod peer_filters;
+mod peers;
 mod placeholders;
 mod prs;
 mod prs_relax;
@@ -80,6 +83,8 @@ mod purgatory;
 mod push;
 mod realign;
 mod related;
+mod relay_sync;
+mod relay_url;
 mod release;
 mod repo;
 mod repo_index;
@@ -98,7 +103,7 @@ mod waiting;
 
 pub use checks::MAX_CHECK_RETRIES;
 pub use clone_url::{CloneHost, CloneUrl};
-pub use config::{Config, Curation, Limits, authority_of, relay_url_of};
+pub use config::{Config, Curation, Limits, RelaySync, authority_of, relay_url_of};
 pub use effect::{CheckId, Effect, ReplyToken, RequestId, ServePath};
 pub use engine::{Engine, PURGATORY_MESSAGE};
 pub use event::{Origin, VerifiedEvent, is_branch_or_tag};
@@ -109,6 +114,9 @@ pub use metrics::{
     Counters, DomainMetrics, Metrics, RELEASE_WAIT_BUCKETS_MS, SyncView, WaitingView,
 };
 pub use oid::{InvalidOid, Oid};
+pub use peer::{CatchUpMethod, JobId, PeerFailureKind, PeerId, PeerSub};
+pub use peers::{PeerCounters, PeerView};
+pub use relay_url::RelayUrl;
 pub use repo::{Namespace, RepoId, is_safe_identifier, npub};
 pub use sync::url_refusal;
 pub use time::Time;

@@ -4,6 +4,7 @@ use crate::event::StateRefs;
 use crate::keyed::{Keyed, KeyedMap};
 use crate::maintainer_set::{MaintainerModel, MaintainerSets};
 use crate::membership::Membership;
+use crate::peers::RelayListings;
 use crate::repo::RepoId;
 use crate::small_map::SmallMap;
 use nostr::prelude::{EventId, PublicKey, Timestamp};
@@ -28,6 +29,8 @@ pub(crate) struct AnnInfo {
     pub(crate) created_at: Timestamp,
     pub(crate) membership: Membership,
     pub(crate) clone: Vec<String>,
+    /// Its `relays` as peer keys (`peers::listings::relay_keys`).
+    pub(crate) relays: Vec<String>,
     /// It lists this server: a bare repository exists for it here (unless soft-expired).
     pub(crate) hosted: bool,
     pub(crate) status: AnnStatus,
@@ -117,6 +120,8 @@ pub(crate) struct RepoIndex {
     /// Hosted announcements waiting in purgatory, each with a bare repository on disk
     /// (keys are free, so the per-author cap alone does not bound them).
     waiting_repos: usize,
+    /// The `relays` of every announcement held here.
+    listings: RelayListings,
     /// Per key, in how many hosted repositories it is a confirmed maintainer (whose
     /// profile and relay list a client shows beside a repository, so they are accepted
     /// here). Kept by difference as sets and hosting change.
@@ -134,6 +139,7 @@ impl RepoIndex {
             model,
             hosted: BTreeMap::new(),
             waiting_repos: 0,
+            listings: RelayListings::default(),
             maintaining: BTreeMap::new(),
         }
     }
@@ -178,6 +184,18 @@ impl RepoIndex {
             .insert(owner, info);
         self.count_hosted(owner, old.as_ref().is_some_and(|a| a.hosted), hosted);
         self.count_waiting(old.as_ref().is_some_and(AnnInfo::is_waiting_repo), waiting);
+        let new_relays = self
+            .anns
+            .get(d)
+            .and_then(|m| m.get(&owner))
+            .map(|a| a.relays.clone())
+            .unwrap_or_default();
+        if old.as_ref().map(|a| &a.relays) != Some(&new_relays) {
+            if let Some(old) = &old {
+                self.listings.remove(d, &old.relays);
+            }
+            self.listings.add(d, &new_relays);
+        }
         self.recompute_sets(d, before)
     }
 
@@ -187,6 +205,11 @@ impl RepoIndex {
             (true, false) => self.waiting_repos -= 1,
             _ => {}
         }
+    }
+
+    /// Which relays the accepted announcements list (the peers of relay sync).
+    pub(crate) fn relay_listings(&self) -> &RelayListings {
+        &self.listings
     }
 
     /// Hosted announcements waiting with a bare repository, for the total cap.
@@ -221,6 +244,9 @@ impl RepoIndex {
         }
         self.count_hosted(*owner, out.as_ref().is_some_and(|a| a.hosted), false);
         self.count_waiting(out.as_ref().is_some_and(AnnInfo::is_waiting_repo), false);
+        if let Some(a) = &out {
+            self.listings.remove(d, &a.relays);
+        }
         self.recompute_sets(d, before);
         out
     }

@@ -15,6 +15,7 @@ fn ann(author: PublicKey, maintainers: Vec<PublicKey>) -> AnnInfo {
         created_at: Timestamp::from_secs(1),
         membership: Membership::legacy(author, &maintainers),
         clone: vec![],
+        relays: vec![],
         hosted: true,
         status: AnnStatus::Served,
     }

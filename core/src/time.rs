@@ -38,6 +38,14 @@ impl Time {
         )
     }
 
+    /// This time minus `d`, saturating at zero.
+    pub fn minus(self, d: Duration) -> Time {
+        Time(
+            self.0
+                .saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        )
+    }
+
     /// The duration from `earlier` to `self`, zero if `earlier` is later.
     pub fn since(self, earlier: Time) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0))

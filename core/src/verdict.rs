@@ -250,6 +250,7 @@ impl Engine {
             created_at: e.created_at,
             membership: a.membership.clone(),
             clone: a.clone.clone(),
+            relays: crate::peers::relay_keys(&a.relays),
             hosted,
             status,
         };

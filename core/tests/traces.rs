@@ -77,6 +77,8 @@ fn kind_of(r: &JournalRecord) -> &'static str {
         JournalRecord::Placeholder { .. } => "placeholder",
         JournalRecord::Expired { .. } => "expired",
         JournalRecord::DomainWindow { .. } => "domain window",
+        JournalRecord::PeerCheckpoint { .. } => "peer checkpoint",
+        JournalRecord::PeerNaughty { .. } => "naughty peer",
     }
 }
 

@@ -132,6 +132,8 @@ fn check_journal(data: &Path, report: &mut Report) -> Option<Waiting> {
             JournalRecord::Placeholder { .. } => "placeholders",
             JournalRecord::Expired { .. } => "expiry memories",
             JournalRecord::DomainWindow { .. } => "domain windows",
+            JournalRecord::PeerCheckpoint { .. } => "peer checkpoints",
+            JournalRecord::PeerNaughty { .. } => "naughty peers",
         };
         *kinds.entry(kind).or_default() += 1;
     });

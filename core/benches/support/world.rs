@@ -169,6 +169,7 @@ impl World {
             event: VerifiedEvent::assume_verified(e),
             origin: grasp_core::Origin::Client,
             received_at: Timestamp::from_secs(2_000_000_000),
+            peer: None,
         };
         self.engine.handle_input(self.now, input);
     }

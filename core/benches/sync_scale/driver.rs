@@ -138,6 +138,7 @@ impl<'w> Sim<'w> {
                     event,
                     origin: Origin::Sync,
                     received_at,
+                    peer: None,
                 };
                 self.engine.input(self.now, input);
                 self.drain();
@@ -387,7 +388,11 @@ impl<'w> Sim<'w> {
                 Effect::SetRef { .. }
                 | Effect::Persist { .. }
                 | Effect::Forget { .. }
-                | Effect::PruneObjects { .. } => {}
+                | Effect::PruneObjects { .. }
+                | Effect::PeerConnect { .. }
+                | Effect::PeerDisconnect { .. }
+                | Effect::PeerReq { .. }
+                | Effect::PeerClose { .. } => {}
             }
         }
     }

@@ -220,6 +220,7 @@ impl Harness {
             event: VerifiedEvent::verify(e.clone()).expect("test events are signed"),
             origin: Origin::Client,
             received_at: Timestamp::from_secs(2_000_000_000),
+            peer: None,
         });
     }
 
@@ -231,6 +232,7 @@ impl Harness {
             event: VerifiedEvent::verify(e.clone()).expect("test events are signed"),
             origin,
             received_at,
+            peer: None,
         });
         self.replies
             .get(&e.id)
@@ -342,6 +344,11 @@ impl Harness {
                 Effect::Forget { key } => {
                     self.journal.remove(&key.to_string());
                 }
+                // Relay sync is off in these worlds (`RelaySync::enabled`).
+                Effect::PeerConnect { .. }
+                | Effect::PeerDisconnect { .. }
+                | Effect::PeerReq { .. }
+                | Effect::PeerClose { .. } => {}
             }
         }
     }

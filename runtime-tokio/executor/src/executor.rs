@@ -135,6 +135,7 @@ impl<B: Backends> Executor<B> {
             event: VerifiedEvent::assume_verified(event),
             origin,
             received_at: self.runtime.unix_now(),
+            peer: None,
         };
         self.feed(input).await;
     }
@@ -421,6 +422,12 @@ impl<B: Backends> Executor<B> {
                 self.writes
                     .other(journal_event(&key), "journal record", write, Some(redo));
             }
+            // Relay sync (GRASP-02) decides these only when `RelaySync::enabled`, which no
+            // backend set turns on until the websocket client lands (docs/sync.md).
+            Effect::PeerConnect { peer, url } => {
+                tracing::warn!(peer = peer.get(), %url, "relay sync has no client here: not dialed");
+            }
+            Effect::PeerDisconnect { .. } | Effect::PeerReq { .. } | Effect::PeerClose { .. } => {}
             Effect::Forget { key } => {
                 if self.writes.is_full() {
                     self.settle_one().await;
@@ -599,7 +606,9 @@ fn journal_event(key: &JournalKey) -> Option<EventId> {
         JournalKey::Waiting(id) | JournalKey::Expired(id) | JournalKey::Placeholder(_, id) => {
             Some(*id)
         }
-        JournalKey::DomainWindow(_) => None,
+        JournalKey::DomainWindow(_)
+        | JournalKey::PeerCheckpoint(_)
+        | JournalKey::PeerNaughty(_) => None,
     }
 }
 

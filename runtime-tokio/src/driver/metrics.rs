@@ -346,6 +346,7 @@ mod tests {
                 event: VerifiedEvent::assume_verified(ann),
                 origin: Origin::Client,
                 received_at: Timestamp::from_secs(1_700_000_000),
+                peer: None,
             },
         );
         let runtime = RuntimeMetrics::default();
