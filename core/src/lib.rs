@@ -30,6 +30,7 @@
 //!         event,
 //!         origin: Origin::Client,
 //!         received_at: Timestamp::from_secs(now.as_millis() / 1000),
+//!         peer: None,
 //!     });
 //!     while let Some(effect) = engine.poll_effect() {
 //!         match effect {
