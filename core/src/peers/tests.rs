@@ -18,6 +18,24 @@ fn listed(keys: &[&str]) -> RelayListings {
     l
 }
 
+/// One listed peer, dialed and connected, covering identifiers `ds`: the component,
+/// the peer, the time, and the effects of the connection.
+fn connected(ds: &[&str]) -> (Peers, PeerId, Time, Vec<Effect>) {
+    let mut p = Peers::new(on(), "ws://127.0.0.1:7334", 1);
+    let mut out = Vec::new();
+    let now = Time::from_millis(T0);
+    p.refresh(now, &listed(&["ws://127.0.0.1:9"]), &mut out);
+    let Some(Effect::PeerConnect { peer, .. }) = out.pop() else {
+        panic!("dialed")
+    };
+    let items = PeerItems {
+        ds: ds.iter().map(|d| (*d).to_owned()).collect(),
+        ..PeerItems::default()
+    };
+    p.on_connected(now, peer, items, &mut out);
+    (p, peer, now, out)
+}
+
 fn connects(out: &[Effect]) -> Vec<String> {
     out.iter()
         .filter_map(|e| match e {
@@ -96,18 +114,7 @@ fn reconnect_backoff_then_unlisted_peer_dropped_after_ten_minutes() {
 
 #[test]
 fn connected_peer_subscribes_pages_and_checkpoints() {
-    let mut p = Peers::new(on(), "ws://127.0.0.1:7334", 1);
-    let mut out = Vec::new();
-    let now = Time::from_millis(T0);
-    p.refresh(now, &listed(&["ws://127.0.0.1:9"]), &mut out);
-    let Some(Effect::PeerConnect { peer, .. }) = out.pop() else {
-        panic!("dialed")
-    };
-    let items = PeerItems {
-        ds: vec!["repo".into()],
-        ..PeerItems::default()
-    };
-    p.on_connected(now, peer, items, &mut out);
+    let (mut p, peer, now, mut out) = connected(&["repo"]);
     let reqs: Vec<PeerSub> = out
         .iter()
         .filter_map(|e| match e {
@@ -145,18 +152,7 @@ fn connected_peer_subscribes_pages_and_checkpoints() {
 
 #[test]
 fn rate_limited_peer_pauses_new_reqs_for_65_s() {
-    let mut p = Peers::new(on(), "ws://127.0.0.1:7334", 1);
-    let mut out = Vec::new();
-    let now = Time::from_millis(T0);
-    p.refresh(now, &listed(&["ws://127.0.0.1:9"]), &mut out);
-    let Some(Effect::PeerConnect { peer, .. }) = out.pop() else {
-        panic!("dialed")
-    };
-    let items = PeerItems {
-        ds: vec!["repo".into()],
-        ..PeerItems::default()
-    };
-    p.on_connected(now, peer, items, &mut out);
+    let (mut p, peer, now, mut out) = connected(&["repo"]);
     let Some(job) = out.iter().find_map(|e| match e {
         Effect::PeerReq {
             sub: PeerSub::Page(j),
@@ -201,14 +197,7 @@ fn rate_limited_peer_pauses_new_reqs_for_65_s() {
 
 #[test]
 fn fifty_bad_events_make_a_peer_naughty_and_journalled() {
-    let mut p = Peers::new(on(), "ws://127.0.0.1:7334", 1);
-    let mut out = Vec::new();
-    let now = Time::from_millis(T0);
-    p.refresh(now, &listed(&["ws://127.0.0.1:9"]), &mut out);
-    let Some(Effect::PeerConnect { peer, .. }) = out.pop() else {
-        panic!("dialed")
-    };
-    p.on_connected(now, peer, PeerItems::default(), &mut out);
+    let (mut p, peer, now, mut out) = connected(&[]);
     out.clear();
     p.on_misbehaved(now, peer, 49, "bad signature", &mut out);
     assert!(out.is_empty());
